@@ -1,0 +1,336 @@
+// @ts-check
+/**
+ * The code that runs inside a Node.js function instance.
+ *
+ * It speaks the frame protocol of `runtimes/PROTOCOL.md` on fd 3: waits for
+ * INIT, loads the handler once (the cold start), then answers INVOKE frames
+ * one at a time, reusing the loaded module (warm invocations). It imports
+ * nothing from the platform.
+ *
+ * Behaviour copied from AWS Lambda's Node.js runtime:
+ * - handler string `path/file.export[.nested]`, module resolved as .js, .mjs, .cjs
+ *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-handler.html
+ * - async handlers end when their promise settles; callback handlers end when
+ *   the callback is called and, while `context.callbackWaitsForEmptyEventLoop`
+ *   is true (the default), the event loop is empty
+ *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-context.html
+ * - error documents `{errorType, errorMessage, trace}`
+ *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-exceptions.html
+ * - log lines `<ISO time>\t<requestId>\t<LEVEL>\t<message>`
+ *   https://docs.aws.amazon.com/lambda/latest/dg/nodejs-logging.html
+ */
+import net from 'node:net';
+import { format } from 'node:util';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const INIT = 1, READY = 2, INIT_ERROR = 3, INVOKE = 4, RESULT = 5, ERROR = 6, LOG = 7;
+const EMPTY = Buffer.alloc(0);
+
+const channel = new net.Socket({ fd: 3, readable: true, writable: true });
+
+/** @type {Record<string, any>} */
+let init = {};
+/** @type {Function | null} */
+let handler = null;
+/** The request id of the invocation running now, for log lines. */
+let currentRequestId = 'undefined';
+/** @type {null | ((kind: number, body: string) => void)} */
+let finishCurrent = null;
+
+// ---- frames ---------------------------------------------------------------
+
+/**
+ * @param {number} type
+ * @param {string} header JSON text
+ * @param {string | Buffer} body
+ */
+function send(type, header, body) {
+  const hlen = Buffer.byteLength(header);
+  const blen = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+  const frame = Buffer.allocUnsafe(9 + hlen + blen);
+  frame.writeUInt32BE(5 + hlen + blen, 0);
+  frame[4] = type;
+  frame.writeUInt32BE(hlen, 5);
+  frame.write(header, 9);
+  if (typeof body === 'string') frame.write(body, 9 + hlen);
+  else body.copy(frame, 9 + hlen);
+  channel.write(frame);
+}
+
+/** @type {Buffer} */
+let pending = EMPTY;
+channel.on('data', (chunk) => {
+  pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+  while (pending.length >= 4) {
+    const len = pending.readUInt32BE(0);
+    if (pending.length < 4 + len) break;
+    const type = pending[4];
+    const hlen = pending.readUInt32BE(5);
+    const header = JSON.parse(pending.toString('utf8', 9, 9 + hlen));
+    const body = pending.subarray(9 + hlen, 4 + len);
+    pending = pending.length === 4 + len ? EMPTY : pending.subarray(4 + len);
+    onFrame(type, header, body);
+  }
+});
+channel.on('end', () => process.exit(0));
+channel.on('error', () => process.exit(0));
+
+/**
+ * @param {number} type
+ * @param {any} header
+ * @param {Buffer} body
+ */
+function onFrame(type, header, body) {
+  if (type === INIT) void onInit(header);
+  else if (type === INVOKE) onInvoke(header, body);
+}
+
+// ---- logs -----------------------------------------------------------------
+
+/** @param {string} text */
+function log(text) { send(LOG, '{}', text); }
+
+/** @param {string} level */
+function logLine(level) {
+  return (/** @type {any[]} */ ...args) => {
+    const msg = format(...args).replace(/\n/g, '\r');
+    log(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${msg}\n`);
+  };
+}
+console.log = logLine('INFO');
+console.info = logLine('INFO');
+console.warn = logLine('WARN');
+console.error = logLine('ERROR');
+console.debug = logLine('DEBUG');
+console.trace = (/** @type {any[]} */ ...args) => {
+  const err = { name: 'Trace', message: format(...args) };
+  Error.captureStackTrace(err, console.trace);
+  logLine('TRACE')(/** @type {any} */ (err).stack);
+};
+for (const stream of [process.stdout, process.stderr]) {
+  /** @type {any} */ (stream).write = (/** @type {any} */ chunk, /** @type {any} */ encoding, /** @type {any} */ cb) => {
+    log(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' ? /** @type {BufferEncoding} */ (encoding) : 'utf8'));
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done);
+    return true;
+  };
+}
+
+// ---- errors ---------------------------------------------------------------
+
+/**
+ * Lambda's error document for a thrown value.
+ * @param {unknown} err
+ * @param {string} [typeOverride]
+ */
+function errorDocument(err, typeOverride) {
+  if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
+    const e = /** @type {Error} */ (err);
+    const stack = typeof e.stack === 'string' ? e.stack.split('\n') : [];
+    /** @type {Record<string, unknown>} */
+    const doc = { errorType: typeOverride ?? (e.name || 'Error'), errorMessage: String(e.message) };
+    for (const k of Object.keys(e)) if (!(k in doc) && k !== 'stack') doc[k] = /** @type {any} */ (e)[k];
+    doc.trace = stack;
+    return doc;
+  }
+  return { errorType: typeOverride ?? typeof err, errorMessage: String(err), trace: [] };
+}
+
+/** @param {unknown} doc */
+function serialiseError(doc) {
+  try { return JSON.stringify(doc); } catch { return JSON.stringify({ errorType: 'Error', errorMessage: 'unserialisable error', trace: [] }); }
+}
+
+// ---- init -----------------------------------------------------------------
+
+/** @param {Record<string, any>} header */
+async function onInit(header) {
+  init = header;
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, header.env);
+  process.chdir(header.taskRoot);
+  const started = performance.now();
+  try {
+    handler = await loadHandler(header.taskRoot, header.handler, header.modulePath);
+  } catch (e) {
+    const doc = /** @type {any} */ (e).lambdaDoc ?? errorDocument(e, 'Runtime.ImportModuleError');
+    console.error(`${doc.errorType}: ${doc.errorMessage}`);
+    send(INIT_ERROR, '{}', serialiseError(doc));
+    channel.end(() => process.exit(1));
+    return;
+  }
+  send(READY, JSON.stringify({ initDurationMs: performance.now() - started }), EMPTY);
+}
+
+/**
+ * Resolves and imports `path/file.export[.nested]` as Lambda's Node.js runtime does.
+ * @param {string} root
+ * @param {string} spec
+ * @param {string | undefined} modulePath
+ */
+async function loadHandler(root, spec, modulePath) {
+  const slash = spec.lastIndexOf('/');
+  const dot = spec.indexOf('.', slash + 1);
+  if (dot < 0) throw withDoc('Runtime.MalformedHandlerName', `Bad handler ${spec}: missing a dot between the module and the export`);
+  const moduleName = spec.slice(0, dot);
+  const exportPath = spec.slice(dot + 1).split('.');
+  let file = modulePath;
+  if (!file) {
+    for (const ext of ['.js', '.mjs', '.cjs']) {
+      const candidate = join(root, moduleName + ext);
+      if (existsSync(candidate)) { file = candidate; break; }
+    }
+  }
+  if (!file) throw withDoc('Runtime.ImportModuleError', `Error: Cannot find module '${moduleName}'`);
+  let mod;
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (e) {
+    if (e instanceof SyntaxError) throw withDoc('Runtime.UserCodeSyntaxError', `${e.name}: ${e.message}`, e);
+    const err = /** @type {Error} */ (e);
+    throw withDoc('Runtime.ImportModuleError', `${err?.name ?? 'Error'}: ${err?.message ?? String(e)}`, e);
+  }
+  /** @type {any} */
+  let fn = mod;
+  for (const part of exportPath) fn = fn?.[part] ?? (fn === mod ? mod.default?.[part] : undefined);
+  if (typeof fn !== 'function') throw withDoc('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
+  return fn;
+}
+
+/**
+ * @param {string} type
+ * @param {string} message
+ * @param {unknown} [cause]
+ */
+function withDoc(type, message, cause) {
+  const e = new Error(message);
+  const trace = cause instanceof Error && cause.stack ? cause.stack.split('\n') : [];
+  /** @type {any} */ (e).lambdaDoc = { errorType: type, errorMessage: message, trace };
+  return e;
+}
+
+// ---- invoke ---------------------------------------------------------------
+
+/**
+ * @param {Record<string, any>} header
+ * @param {Buffer} body
+ */
+function onInvoke(header, body) {
+  const requestId = header.requestId;
+  currentRequestId = requestId;
+  let finished = false;
+  /** Set once the callback ran while the answer waits for an empty event loop. */
+  /** @type {{ err: unknown, result: unknown } | null} */
+  let held = null;
+
+  /** @param {number} kind @param {string} payload */
+  const finish = (kind, payload) => {
+    if (finished) return;
+    finished = true;
+    finishCurrent = null;
+    channel.ref();
+    const rss = process.resourceUsage().maxRSS;
+    send(kind, `{"requestId":${JSON.stringify(requestId)},"maxRssKB":${rss}}`, payload);
+  };
+  finishCurrent = finish;
+
+  /** @param {unknown} result */
+  const succeed = (result) => {
+    let text;
+    try { text = JSON.stringify(result === undefined ? null : result); }
+    catch (e) { return finish(ERROR, serialiseError(errorDocument(e, 'Runtime.MarshalError'))); }
+    finish(RESULT, text ?? 'null');
+  };
+  /** @param {unknown} err */
+  const fail = (err) => {
+    const doc = errorDocument(err);
+    console.error(`Invoke Error \t${JSON.stringify(doc)}`);
+    finish(ERROR, serialiseError(doc));
+  };
+
+  const context = {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: init.functionName,
+    functionVersion: init.functionVersion,
+    invokedFunctionArn: header.invokedFunctionArn ?? init.invokedFunctionArn,
+    memoryLimitInMB: String(init.memorySize),
+    awsRequestId: requestId,
+    logGroupName: init.logGroupName,
+    logStreamName: init.logStreamName,
+    identity: header.identity,
+    clientContext: header.clientContext,
+    getRemainingTimeInMillis: () => Math.max(0, header.deadlineMs - Date.now()),
+    /** @param {unknown} err @param {unknown} result */
+    done: (err, result) => callback(err, result),
+    /** @param {unknown} result */
+    succeed: (result) => callback(null, result),
+    /** @param {unknown} err */
+    fail: (err) => callback(err ?? 'handled'),
+  };
+
+  // The callback style: with callbackWaitsForEmptyEventLoop the answer is held
+  // until the event loop drains ('beforeExit' fires once our channel is unref'd).
+  /** @param {unknown} err @param {unknown} [result] */
+  function callback(err, result) {
+    if (finished || held) return;
+    if (context.callbackWaitsForEmptyEventLoop) {
+      held = { err, result };
+      channel.unref();
+      return;
+    }
+    if (err != null) fail(err); else succeed(result);
+  }
+
+  onEmptyLoop = () => {
+    if (finished) return;
+    channel.ref();
+    if (held) {
+      const { err, result } = held;
+      if (err != null) fail(err); else succeed(result);
+    } else {
+      // A non-async handler that never called back: Lambda ends it with null once the loop drains.
+      succeed(null);
+    }
+  };
+
+  let event;
+  try { event = JSON.parse(body.length === 0 ? 'null' : body.toString('utf8')); }
+  catch (e) { return finish(ERROR, serialiseError(errorDocument(e, 'Runtime.UnmarshalError'))); }
+
+  let ret;
+  try {
+    ret = /** @type {Function} */ (handler)(event, context, callback);
+  } catch (e) {
+    return fail(e);
+  }
+  if (ret && typeof ret.then === 'function') {
+    ret.then((/** @type {unknown} */ r) => { if (!held) succeed(r); }, (/** @type {unknown} */ e) => { if (!held) fail(e); });
+  } else if (!finished && !held) {
+    // Synchronous return without callback: wait for the callback or an empty loop.
+    channel.unref();
+  }
+}
+
+/** @type {() => void} */
+let onEmptyLoop = () => {};
+process.on('beforeExit', () => onEmptyLoop());
+
+process.on('uncaughtException', (err) => crash(err, 'Runtime.UncaughtException'));
+process.on('unhandledRejection', (reason) => crash(reason, 'Runtime.UnhandledPromiseRejection'));
+
+/**
+ * Lambda reports an uncaught error as the invocation's error and restarts the runtime.
+ * @param {unknown} err
+ * @param {string} type
+ */
+function crash(err, type) {
+  const base = errorDocument(err);
+  const doc = type === 'Runtime.UnhandledPromiseRejection'
+    ? { errorType: type, errorMessage: `${base.errorType}: ${base.errorMessage}`, reason: base.errorMessage, promise: {}, stack: base.trace }
+    : base;
+  console.error(`${type} \t${JSON.stringify(doc)}`);
+  if (finishCurrent) finishCurrent(ERROR, serialiseError(doc));
+  channel.end(() => process.exit(129));
+}

@@ -1,0 +1,79 @@
+/**
+ * `nimbus invoke`: one invocation of one function, no server (like the
+ * Serverless Framework's `serverless invoke local`). Prints the function's
+ * logs (START … REPORT) on stderr and its result on stdout.
+ */
+import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { NimbusError } from '../core/index.js';
+import { Platform } from '../server/index.js';
+import { paint, reportError, type Io } from './output.js';
+
+interface InvokeOptions { function: string; data?: string; path?: string; config: string; stage?: string; region?: string; log: boolean }
+
+export function registerInvoke(program: Command, io: Io, done: (code: number) => void): void {
+  program
+    .command('invoke')
+    .description('Invoke one function once, locally, and print its result and logs')
+    .requiredOption('-f, --function <name>', 'the function: its key under functions: or its name:')
+    .option('-d, --data <json>', 'the event, as JSON (a string that is not JSON is sent as a JSON string)')
+    .option('-p, --path <file>', 'a file holding the event JSON')
+    .option('-c, --config <file>', 'path of the serverless.yml', 'serverless.yml')
+    .option('-s, --stage <stage>', 'stage (default: provider.stage or dev)')
+    .option('-r, --region <region>', 'region')
+    .option('--no-log', 'do not print the function\'s logs')
+    .action(async (opts: InvokeOptions) => {
+      done(await runInvoke(opts, io));
+    });
+}
+
+async function runInvoke(opts: InvokeOptions, io: Io): Promise<number> {
+  let platform: Platform | null = null;
+  try {
+    const event = readEvent(opts);
+    platform = new Platform({
+      configPath: resolve(opts.config), stage: opts.stage, region: opts.region, env: io.env,
+      pythonCommand: io.env.NIMBUS_PYTHON ?? 'python3', log: () => {},
+    });
+    await platform.load();
+    const fn = platform.find(opts.function);
+    if (!fn) {
+      const known = platform.spec.functions.map((f) => f.key).join(', ');
+      throw new NimbusError('NIMBUS_ERR_INVOKE_FUNCTION_NOT_FOUND', { function: `${opts.function} (functions in this service: ${known || 'none'})` });
+    }
+    const result = await platform.invoke(fn.spec.key, event);
+    if (opts.log) io.err(result.logs);
+    let pretty = result.payload;
+    try { pretty = JSON.stringify(JSON.parse(result.payload), null, 2); } catch { /* keep as is */ }
+    if (result.outcome === 'ok') {
+      io.out(pretty + '\n');
+      return 0;
+    }
+    io.out(pretty + '\n');
+    io.err(`${paint(io, 'red', `Invocation failed (${result.outcome})`)}\n`);
+    return 1;
+  } catch (e) {
+    return reportError(io, e);
+  } finally {
+    await platform?.close();
+  }
+}
+
+function readEvent(opts: InvokeOptions): string {
+  if (opts.data !== undefined && opts.path !== undefined) {
+    throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: 'give the event with --data or --path, not both' });
+  }
+  if (opts.path !== undefined) {
+    let text: string;
+    try { text = readFileSync(resolve(opts.path), 'utf8'); } catch (e) {
+      throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `cannot read the event file ${opts.path}: ${(e as Error).message}` });
+    }
+    try { JSON.parse(text); } catch (e) {
+      throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `the event file ${opts.path} is not valid JSON: ${(e as Error).message}` });
+    }
+    return text;
+  }
+  if (opts.data === undefined) return '{}';
+  try { JSON.parse(opts.data); return opts.data; } catch { return JSON.stringify(opts.data); }
+}

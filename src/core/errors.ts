@@ -1,0 +1,131 @@
+/**
+ * The one error catalogue of Nimbus. Every error the platform raises or
+ * answers with has a code here (`NIMBUS_ERR_<AREA>_<WHAT>`), a message
+ * template, the HTTP status it maps to, and who is at fault. `docs/errors.md`
+ * documents every code; a test keeps the two in step.
+ */
+
+/** `user`: the user's config, code or request is wrong. `platform`: Nimbus or its host failed. */
+export type Fault = 'user' | 'platform';
+
+interface CatalogueEntry {
+  readonly status: number;
+  readonly fault: Fault;
+  /** Template: `{name}` is replaced by `params.name`. */
+  readonly message: string;
+  /** How to fix it, shown by the CLI under the message. */
+  readonly hint?: string;
+}
+
+export const errorCatalogue = {
+  NIMBUS_ERR_CONFIG_NOT_FOUND: {
+    status: 400, fault: 'user',
+    message: 'Cannot read {file}: {reason}',
+    hint: 'Pass the path of your serverless.yml with --config, or run the command in its folder.',
+  },
+  NIMBUS_ERR_CONFIG_YAML: {
+    status: 400, fault: 'user',
+    message: '{file}:{line}:{column}: invalid YAML: {reason}',
+    hint: 'Fix the YAML syntax at that line (indentation, quotes, a missing colon).',
+  },
+  NIMBUS_ERR_CONFIG_INVALID: {
+    status: 400, fault: 'user',
+    message: '{file}:{line}: {path}: {reason} (got {value}; allowed: {allowed})',
+    hint: 'Change the value at that key path to one that is allowed.',
+  },
+  NIMBUS_ERR_CONFIG_VARIABLE: {
+    status: 400, fault: 'user',
+    message: '{file}:{line}: {path}: cannot resolve variable {variable}: {reason}',
+    hint: 'Define what the variable refers to, or give it a default: ${env:NAME, \'default\'}.',
+  },
+  NIMBUS_ERR_CONFIG_RUNTIME: {
+    status: 400, fault: 'user',
+    message: '{file}:{line}: {path}: runtime {value} is not supported',
+    hint: 'Use a nodejsNN.x runtime (e.g. nodejs20.x) or a python3.NN runtime (e.g. python3.12).',
+  },
+  NIMBUS_ERR_HANDLER_NOT_FOUND: {
+    status: 400, fault: 'user',
+    message: 'Function {function}: handler {handler}: {reason}',
+    hint: 'Check the `handler:` path in serverless.yml: it is `path/to/file.exportName`, relative to the serverless.yml folder.',
+  },
+  NIMBUS_ERR_BUILD_FAILED: {
+    status: 400, fault: 'user',
+    message: 'Function {function}: cannot bundle {file}: {reason}',
+    hint: 'Fix the TypeScript error shown above; the function is served again once it compiles.',
+  },
+  NIMBUS_ERR_RUNTIME_UNAVAILABLE: {
+    status: 500, fault: 'platform',
+    message: 'No {language} interpreter found to run {runtime}: {reason}',
+    hint: 'Install Node.js ≥ 20 or Python ≥ 3.9 and make it available on PATH.',
+  },
+  NIMBUS_ERR_INVOKE_FUNCTION_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: 'Function not found: {function}',
+    hint: 'Use the function\'s `name:` or its key under `functions:`; `nimbus dev` prints the list at start.',
+  },
+  NIMBUS_ERR_GATEWAY_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: 'No route for {method} {path}',
+  },
+  NIMBUS_ERR_GATEWAY_PAYLOAD_TOO_LARGE: {
+    status: 413, fault: 'user',
+    message: 'Request body over the 6 MB limit',
+  },
+  NIMBUS_ERR_GATEWAY_FUNCTION_ERROR: {
+    status: 502, fault: 'user',
+    message: 'The function failed or returned a malformed response',
+  },
+  NIMBUS_ERR_GATEWAY_TIMEOUT: {
+    status: 504, fault: 'user',
+    message: 'The function timed out',
+  },
+  NIMBUS_ERR_GATEWAY_THROTTLED: {
+    status: 429, fault: 'user',
+    message: 'Too many requests',
+  },
+  NIMBUS_ERR_CLI_USAGE: {
+    status: 400, fault: 'user',
+    message: '{reason}',
+    hint: 'Run the command with --help to see its options.',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof errorCatalogue;
+
+/**
+ * An error from the catalogue. `params` fill the message template; `cause`
+ * chains the underlying error.
+ *
+ * @example throw new NimbusError('NIMBUS_ERR_CONFIG_NOT_FOUND', { file, reason: 'no such file' })
+ */
+export class NimbusError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly fault: Fault;
+  readonly hint?: string;
+  readonly params: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, params: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    const entry: CatalogueEntry = errorCatalogue[code];
+    super(formatTemplate(entry.message, params), options);
+    this.name = 'NimbusError';
+    this.code = code;
+    this.status = entry.status;
+    this.fault = entry.fault;
+    this.hint = entry.hint;
+    this.params = params;
+  }
+}
+
+function formatTemplate(template: string, params: Record<string, unknown>): string {
+  return template.replace(/\{(\w+)\}/g, (whole, name: string) => {
+    if (!(name in params)) return whole;
+    const v = params[name];
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  });
+}
+
+/** True for a NimbusError (also across module copies). */
+export function isNimbusError(e: unknown): e is NimbusError {
+  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' && String((e as { code?: unknown }).code).startsWith('NIMBUS_ERR_');
+}

@@ -1,0 +1,144 @@
+/**
+ * Shared shapes every part of Nimbus keys on. Imports nothing from src/.
+ *
+ * A `ServiceSpec` is what the config part makes of one `serverless.yml`:
+ * frozen, validated, with every default applied, so no other part ever reads
+ * the YAML or `process.env` again.
+ */
+
+/** The languages Nimbus has a runtime for (see `runtimes/<language>/`). */
+export type Language = 'node' | 'python';
+
+/**
+ * One function of a service, as deployed.
+ *
+ * Defaults follow the Serverless Framework (timeout 6 s, memory 1024 MB) and
+ * the limits follow AWS Lambda (timeout 1–900 s, memory 128–10240 MB):
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+ */
+export interface FunctionSpec {
+  /** The key under `functions:` in serverless.yml, e.g. `hello`. */
+  readonly key: string;
+  /** The Lambda function name: `name:` if given, else `<service>-<stage>-<key>` (Serverless Framework's rule). */
+  readonly name: string;
+  /** `file.export` (Node) or `module.function` (Python), relative to `codeDir`, e.g. `src/handlers/user.get`. */
+  readonly handler: string;
+  /** The runtime name as written, e.g. `nodejs20.x`, `python3.12`. */
+  readonly runtime: string;
+  readonly language: Language;
+  /** Memory size in MB (128–10240). */
+  readonly memorySize: number;
+  /** Timeout in seconds (1–900, may be fractional in tests). */
+  readonly timeout: number;
+  /** The function's own environment: provider.environment merged with functions.<key>.environment. */
+  readonly environment: Readonly<Record<string, string>>;
+  /** Absolute path of the folder the handler path is relative to (the service folder); `LAMBDA_TASK_ROOT`. */
+  readonly codeDir: string;
+  readonly service: string;
+  readonly stage: string;
+  readonly region: string;
+  /** Reserved concurrency (maximum instances), when set. */
+  readonly reservedConcurrency?: number;
+  /** Provisioned concurrency (instances kept warm), when set. */
+  readonly provisionedConcurrency?: number;
+}
+
+/** Which API Gateway flavour a route belongs to: REST API (`http` events) or HTTP API (`httpApi` events). */
+export type ApiKind = 'REST' | 'HTTP';
+
+/** API Gateway payload format version. https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html */
+export type PayloadFormatVersion = '1.0' | '2.0';
+
+/**
+ * CORS settings of an HTTP API (`provider.httpApi.cors`), normalised to API
+ * Gateway's CorsConfiguration names.
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-cors.html
+ */
+export interface CorsConfig {
+  readonly allowOrigins: readonly string[];
+  readonly allowMethods: readonly string[];
+  readonly allowHeaders: readonly string[];
+  readonly exposeHeaders: readonly string[];
+  readonly allowCredentials: boolean;
+  /** Seconds, or undefined to send no Access-Control-Max-Age. */
+  readonly maxAge?: number;
+}
+
+/**
+ * One route of the gateway.
+ * - REST: `path` is the resource path without the stage (`/files/{key}`); the gateway serves it under `/<stage>`.
+ * - HTTP: `path` is served at the root; `$default` matches anything no other route matches.
+ */
+export interface RouteSpec {
+  readonly api: ApiKind;
+  /** Upper-case method, or `ANY`. */
+  readonly method: string;
+  /** `/a/{b}/{c+}` style, always starting with `/`, or `$default` (HTTP API only). */
+  readonly path: string;
+  /** Key of the function in `functions:`. */
+  readonly functionKey: string;
+  readonly payloadFormatVersion: PayloadFormatVersion;
+  /** REST (`http` event) `cors: true` or settings; undefined when off. */
+  readonly cors?: CorsConfig;
+}
+
+/** Everything `nimbus dev` needs to serve one serverless.yml. */
+export interface ServiceSpec {
+  readonly service: string;
+  /** Absolute path of the serverless.yml. */
+  readonly configPath: string;
+  /** Absolute path of its folder. */
+  readonly dir: string;
+  readonly stage: string;
+  readonly region: string;
+  readonly functions: readonly FunctionSpec[];
+  readonly routes: readonly RouteSpec[];
+  /** `provider.httpApi.cors`, normalised; undefined when off. */
+  readonly httpApiCors?: CorsConfig;
+  /** `provider.apiGateway.binaryMediaTypes` (REST API), e.g. `['*\/*']`. */
+  readonly binaryMediaTypes: readonly string[];
+  /** One line per key Nimbus read but does not use yet, and per runtime version mismatch. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * How an invocation ended: a closed union that logs, metrics, cost and the
+ * dashboard key on (DESIGN.md, "Contracts").
+ */
+export type Outcome =
+  | 'ok'
+  | 'error'
+  | 'timeout'
+  | 'oom'
+  | 'crashed'
+  | 'init_error'
+  | 'throttled'
+  | 'rejected';
+
+/** A function error document as Lambda returns it (Node has `trace`, Python `stackTrace`). */
+export interface FunctionErrorDocument {
+  errorType: string;
+  errorMessage: string;
+  trace?: string[];
+  stackTrace?: string[];
+  requestId?: string;
+  [k: string]: unknown;
+}
+
+/** What one invocation produced. `payload` is the JSON text of the result or error document. */
+export interface InvocationResult {
+  readonly requestId: string;
+  readonly outcome: Outcome;
+  /** JSON text: the handler's result when `ok`, else a `FunctionErrorDocument`. */
+  readonly payload: string;
+  /** Wall time of the invocation in ms (from hand-over to the instance to its answer). */
+  readonly durationMs: number;
+  /** Duration rounded up to the next 1 ms, as Lambda bills. */
+  readonly billedDurationMs: number;
+  /** Init duration in ms when this invocation caused a cold start. */
+  readonly initDurationMs?: number;
+  /** Peak memory of the instance in MB, when known. */
+  readonly maxMemoryUsedMB?: number;
+  /** The log text written during the invocation, START to REPORT included. */
+  readonly logs: string;
+}

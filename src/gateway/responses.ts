@@ -1,0 +1,124 @@
+/**
+ * Maps a function's result to the HTTP response API Gateway would send.
+ *
+ * - Payload 1.0 (REST, and HTTP APIs set to 1.0): the result must be an object
+ *   with `statusCode`; `headers` and `multiValueHeaders` are merged;
+ *   `isBase64Encoded` bodies are decoded (REST: only when the request's Accept
+ *   matches `binaryMediaTypes`). Default content type: REST
+ *   `application/json`, HTTP API `text/plain; charset=utf-8`.
+ *   https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-output-format
+ * - Payload 2.0: with `statusCode` the object is read as above (plus `cookies`);
+ *   without, any valid JSON is the body of a 200 `application/json` response.
+ *   https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html#http-api-develop-integrations-lambda.response
+ * - A failed invocation or a malformed result gets API Gateway's own answer:
+ *   REST 502 `{"message": "Internal server error"}`, HTTP API 500
+ *   `{"message":"Internal Server Error"}`, a timeout 504, marked with
+ *   `x-nimbus-error`.
+ */
+import type { ApiKind, InvocationResult, PayloadFormatVersion } from '../core/index.js';
+import { matchesMediaType } from './events.js';
+
+/** A response ready to write: `headers` is a flat [name, value, …] list. */
+export interface GatewayResponse {
+  readonly status: number;
+  readonly headers: string[];
+  readonly body: Buffer;
+}
+
+/** The platform-made responses, by error code (DESIGN.md: marked with `x-nimbus-error`). */
+export function platformResponse(code: string, status: number, body: string): GatewayResponse {
+  const buf = Buffer.from(body);
+  return {
+    status,
+    headers: ['content-type', 'application/json', 'x-nimbus-error', code],
+    body: buf,
+  };
+}
+
+export const NOT_FOUND = (): GatewayResponse => platformResponse('NIMBUS_ERR_GATEWAY_NOT_FOUND', 404, '{"message":"Not Found"}');
+
+/** 413 as API Gateway words it: REST "Request Too Long", HTTP API "Request Entity Too Large". */
+export const TOO_LARGE = (api: ApiKind): GatewayResponse => platformResponse(
+  'NIMBUS_ERR_GATEWAY_PAYLOAD_TOO_LARGE', 413,
+  api === 'REST' ? '{"message":"Request Too Long"}' : '{"message":"Request Entity Too Large"}',
+);
+
+function functionError(api: ApiKind): GatewayResponse {
+  return api === 'REST'
+    ? platformResponse('NIMBUS_ERR_GATEWAY_FUNCTION_ERROR', 502, '{"message": "Internal server error"}')
+    : platformResponse('NIMBUS_ERR_GATEWAY_FUNCTION_ERROR', 500, '{"message":"Internal Server Error"}');
+}
+
+interface MapOptions {
+  readonly api: ApiKind;
+  readonly version: PayloadFormatVersion;
+  /** REST only: the API's binary media types. */
+  readonly binaryMediaTypes: readonly string[];
+  /** REST only: the request's Accept header. */
+  readonly accept: string | undefined;
+}
+
+/** Maps one invocation result to a response. Never throws. */
+export function mapResult(result: InvocationResult, opts: MapOptions): GatewayResponse {
+  switch (result.outcome) {
+    case 'ok': break;
+    case 'timeout': return platformResponse('NIMBUS_ERR_GATEWAY_TIMEOUT', 504, '{"message":"Endpoint request timed out"}');
+    case 'throttled': return platformResponse('NIMBUS_ERR_GATEWAY_THROTTLED', 429, '{"message":"Too Many Requests"}');
+    default: return functionError(opts.api);
+  }
+  let value: unknown;
+  try { value = JSON.parse(result.payload); } catch { return functionError(opts.api); }
+
+  const structured = value !== null && typeof value === 'object' && !Array.isArray(value)
+    && (opts.version === '1.0' || 'statusCode' in value);
+  if (!structured) {
+    if (opts.version === '1.0') return functionError(opts.api);
+    // Payload 2.0 inference: any JSON without statusCode is the body of a 200.
+    const body = typeof value === 'string' ? value : result.payload;
+    return { status: 200, headers: ['content-type', 'application/json'], body: Buffer.from(body) };
+  }
+  const r = value as Record<string, unknown>;
+  const status = r.statusCode === undefined && opts.version === '1.0' ? NaN : Number(r.statusCode);
+  if (!Number.isInteger(status) || status < 100 || status > 599) return functionError(opts.api);
+
+  const headers: string[] = [];
+  let hasContentType = false;
+  const add = (name: string, v: unknown) => {
+    if (v === null || v === undefined) return;
+    if (typeof v === 'object') return;
+    headers.push(name, String(v));
+    if (!hasContentType && name.toLowerCase() === 'content-type') hasContentType = true;
+  };
+  const single = r.headers;
+  const multi = opts.version === '1.0' ? r.multiValueHeaders : undefined;
+  if (single !== undefined && single !== null && typeof single !== 'object') return functionError(opts.api);
+  if (multi !== undefined && multi !== null && typeof multi !== 'object') return functionError(opts.api);
+  if (single) for (const [k, v] of Object.entries(single)) add(k, v);
+  if (multi) {
+    for (const [k, vs] of Object.entries(multi as Record<string, unknown>)) {
+      if (Array.isArray(vs)) for (const v of vs) add(k, v); else add(k, vs);
+    }
+  }
+  if (opts.version === '2.0' && Array.isArray(r.cookies)) for (const c of r.cookies) add('set-cookie', c);
+
+  let body: Buffer;
+  const raw = r.body;
+  if (raw === undefined || raw === null) body = Buffer.alloc(0);
+  else if (typeof raw !== 'string') {
+    if (opts.api === 'REST') return functionError(opts.api);
+    body = Buffer.from(JSON.stringify(raw));
+  } else if (r.isBase64Encoded === true && decodesBase64(opts, headers)) body = Buffer.from(raw, 'base64');
+  else body = Buffer.from(raw);
+
+  if (!hasContentType) headers.push('content-type', opts.api === 'REST' ? 'application/json' : 'text/plain; charset=utf-8');
+  return { status, headers, body };
+}
+
+/** HTTP APIs always decode; REST decodes when the Accept header matches a binary media type. */
+function decodesBase64(opts: MapOptions, _headers: string[]): boolean {
+  if (opts.api === 'HTTP') return true;
+  if (opts.binaryMediaTypes.length === 0) return false;
+  const accept = opts.accept ?? '*/*';
+  const first = accept.split(',', 1)[0];
+  return matchesMediaType(first, opts.binaryMediaTypes) || opts.binaryMediaTypes.includes('*/*');
+}

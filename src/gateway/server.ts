@@ -1,0 +1,209 @@
+/**
+ * The public HTTP server: routes requests of a REST API (served under
+ * `/<stage>`) and an HTTP API (served at the root), builds the proxy event,
+ * invokes the function and maps its result back.
+ *
+ * Hot path: routes are compiled once per config (`Router`), the event JSON
+ * is built in one pass, and a request's body is read with a 6 MB cap.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { newRequestId, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
+import { Router, type RouteMatch } from './router.js';
+import { buildEventV1, buildEventV2, type IncomingRequest } from './events.js';
+import { mapResult, NOT_FOUND, TOO_LARGE, type GatewayResponse } from './responses.js';
+import { isPreflight, preflightResponse, withCorsHeaders } from './cors.js';
+
+/** Largest request payload of a synchronous invocation: 6 MB, as Lambda. https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
+export const MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** How much of an oversized body is read (and dropped) before answering 413; more cuts the connection. */
+const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** Runs one invocation of the function with key `functionKey`. */
+export type Invoker = (functionKey: string, event: string) => Promise<InvocationResult>;
+
+/** The routing state of one config; swapped whole on reload. */
+interface RoutingTable {
+  readonly stage: string;
+  readonly stagePrefix: string;
+  readonly rest: Router;
+  readonly http: Router;
+  readonly httpApiCors?: CorsConfig;
+  readonly binaryMediaTypes: readonly string[];
+}
+
+function compile(spec: ServiceSpec): RoutingTable {
+  return {
+    stage: spec.stage,
+    stagePrefix: `/${spec.stage}`,
+    rest: new Router(spec.routes.filter((r) => r.api === 'REST')),
+    http: new Router(spec.routes.filter((r) => r.api === 'HTTP')),
+    httpApiCors: spec.httpApiCors,
+    binaryMediaTypes: spec.binaryMediaTypes,
+  };
+}
+
+/** The gateway: call `listen()`, `reload()` on a new config, `close()` to stop. */
+export class Gateway {
+  private table: RoutingTable;
+  private readonly server: http.Server;
+
+  constructor(spec: ServiceSpec, private readonly invoke: Invoker) {
+    this.table = compile(spec);
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+  }
+
+  /** Starts listening; resolves with the bound port. Rejects on EADDRINUSE and the like. */
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** New routes take effect for the next request. */
+  reload(spec: ServiceSpec): void {
+    this.table = compile(spec);
+  }
+
+  /** Stops accepting connections and closes idle ones; resolves when all are closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeIdleConnections();
+    });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const timeEpoch = Date.now();
+    const table = this.table;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const rawPath = q < 0 ? url : url.slice(0, q);
+    const rawQuery = q < 0 ? '' : url.slice(q + 1);
+    const method = req.method ?? 'GET';
+
+    // REST API routes live under /<stage>; the HTTP API at the root.
+    const origin = req.headers.origin;
+    const requestMethod = req.headers['access-control-request-method'] as string | undefined;
+    const preflight = isPreflight(method, origin, requestMethod);
+    let match: RouteMatch | null = null;
+    let pathWithoutStage = rawPath;
+    if (table.rest.routes.length && (rawPath === table.stagePrefix || rawPath.startsWith(table.stagePrefix + '/'))) {
+      pathWithoutStage = rawPath.slice(table.stagePrefix.length) || '/';
+      // A REST route with `cors:` gets an OPTIONS answer of the gateway's own (Serverless Framework's mock integration).
+      const cors = preflight ? table.rest.match(requestMethod!.toUpperCase(), pathWithoutStage)?.route.cors : undefined;
+      if (cors) {
+        drain(req);
+        this.send(res, preflightResponse(cors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
+        return;
+      }
+      match = table.rest.match(method, pathWithoutStage);
+    }
+    if (!match) {
+      pathWithoutStage = rawPath;
+      if (table.httpApiCors && preflight) {
+        drain(req);
+        this.send(res, preflightResponse(table.httpApiCors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
+        return;
+      }
+      match = table.http.match(method, rawPath);
+    }
+    if (!match) {
+      drain(req);
+      this.send(res, NOT_FOUND(), method);
+      return;
+    }
+    const route = match.route;
+
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_SYNC_PAYLOAD_BYTES) {
+      this.reject(req, res, TOO_LARGE(route.api), method);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      size += c.length;
+      if (size > MAX_SYNC_PAYLOAD_BYTES) { tooLarge = true; this.reject(req, res, TOO_LARGE(route.api), method); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (tooLarge) return;
+      const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
+      const incoming: IncomingRequest = {
+        method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body,
+        sourceIp: normaliseIp(req.socket.remoteAddress), protocol: `HTTP/${req.httpVersion}`,
+        requestId: newRequestId(), timeEpoch,
+      };
+      void this.dispatch(incoming, match!, pathWithoutStage, table, req, res);
+    });
+  }
+
+  private async dispatch(
+    incoming: IncomingRequest, match: RouteMatch, pathWithoutStage: string, table: RoutingTable,
+    req: http.IncomingMessage, res: http.ServerResponse,
+  ): Promise<void> {
+    const route: RouteSpec = match.route;
+    const event = route.payloadFormatVersion === '2.0'
+      ? buildEventV2(incoming, route, match.pathParameters)
+      : buildEventV1(incoming, route, match.pathParameters, { stage: route.api === 'REST' ? table.stage : '$default', pathWithoutStage, binaryMediaTypes: table.binaryMediaTypes });
+    if (Buffer.byteLength(event) > MAX_SYNC_PAYLOAD_BYTES) {
+      this.send(res, TOO_LARGE(route.api), incoming.method);
+      return;
+    }
+    const result = await this.invoke(route.functionKey, event);
+    let response = mapResult(result, {
+      api: route.api, version: route.payloadFormatVersion, binaryMediaTypes: table.binaryMediaTypes, accept: req.headers.accept,
+    });
+    if (route.api === 'HTTP' && table.httpApiCors) response = withCorsHeaders(table.httpApiCors, req.headers.origin, response);
+    response.headers.push(route.api === 'REST' ? 'x-amzn-requestid' : 'apigw-requestid', incoming.requestId);
+    this.send(res, response, incoming.method);
+  }
+
+  /**
+   * Answers a request whose body is over the limit. The rest of the body is
+   * read and thrown away first (up to DISCARD_LIMIT_BYTES), because most
+   * clients only read the answer once they have sent everything; past that
+   * the connection is cut.
+   */
+  private reject(req: http.IncomingMessage, res: http.ServerResponse, response: GatewayResponse, method: string): void {
+    response.headers.push('connection', 'close');
+    let discarded = 0;
+    const answer = () => this.send(res, response, method);
+    req.removeAllListeners('data');
+    req.on('data', (c: Buffer) => {
+      discarded += c.length;
+      if (discarded > DISCARD_LIMIT_BYTES) { answer(); res.on('finish', () => req.socket.destroy()); }
+    });
+    req.on('end', answer);
+    req.resume();
+  }
+
+  private send(res: http.ServerResponse, r: GatewayResponse, method: string): void {
+    if (res.headersSent) return;
+    const headers: string[] = [];
+    for (let i = 0; i < r.headers.length; i += 2) {
+      const lower = r.headers[i].toLowerCase();
+      if (lower === 'content-length' || lower === 'transfer-encoding') continue;
+      headers.push(r.headers[i], r.headers[i + 1]);
+    }
+    headers.push('content-length', String(r.body.length));
+    res.writeHead(r.status, headers);
+    if (method === 'HEAD') res.end(); else res.end(r.body);
+  }
+}
+
+function drain(req: http.IncomingMessage): void {
+  req.resume();
+}
+
+function normaliseIp(ip: string | undefined): string {
+  if (!ip) return '127.0.0.1';
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}

@@ -1,0 +1,2 @@
+/** The dispatcher: the only way in to a function's instances. */
+export { FunctionDispatcher, type DispatcherOptions, type InvokeRequest, type DispatcherStats } from './dispatcher.js';

@@ -1,0 +1,359 @@
+/**
+ * One function instance: a child process running `runtimes/<language>/bootstrap`,
+ * initialised once (the cold start) and then given one invocation at a time.
+ *
+ * The instance enforces the function's timeout (a wall-clock timer that
+ * SIGKILLs the process) and memory size (see limits.ts); a timed-out,
+ * crashed or killed instance is never reused, as on Lambda.
+ * https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { Outcome } from '../core/index.js';
+import { FrameReader, FrameType, encodeFrame, type Frame } from './protocol.js';
+import { RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer } from './limits.js';
+
+/** How to start an instance process. */
+export interface InstanceLaunch {
+  /** Absolute path of the interpreter. */
+  readonly command: string;
+  readonly args: readonly string[];
+  /** The complete environment of the process (nothing is inherited). */
+  readonly env: Readonly<Record<string, string>>;
+  /** Working directory (the function's code folder). */
+  readonly cwd: string;
+  /** The INIT frame's header (runtimes/PROTOCOL.md). */
+  readonly init: Readonly<Record<string, unknown>>;
+  readonly memoryMB: number;
+  /** Longest time the init phase may take, in ms (Lambda: 10 s). */
+  readonly initTimeoutMs: number;
+}
+
+/** How an instance's init ended. */
+export type InitResult =
+  | { readonly ok: true; readonly initDurationMs: number }
+  | { readonly ok: false; readonly outcome: Outcome; readonly payload: string; readonly initDurationMs: number };
+
+/** What the instance returned for one invocation. */
+export interface InstanceAnswer {
+  readonly outcome: Outcome;
+  /** JSON text: the result (`ok`) or a Lambda error document. */
+  readonly payload: string;
+  readonly durationMs: number;
+  /** Peak resident memory of the instance in MB, when known. */
+  readonly maxMemoryUsedMB?: number;
+}
+
+/** One invocation handed to an instance. */
+export interface InstanceRequest {
+  readonly requestId: string;
+  /** Event JSON text or bytes. */
+  readonly event: string | Buffer;
+  /** Epoch ms by which the invocation must end. */
+  readonly deadlineMs: number;
+  /** The configured timeout in seconds, for Lambda's message. */
+  readonly timeoutSeconds: number;
+  readonly invokedFunctionArn?: string;
+  /** Called with every piece of log text the function writes. */
+  readonly onLog: (text: string) => void;
+}
+
+type State = 'starting' | 'idle' | 'busy' | 'dead';
+
+let sequence = 0;
+
+/**
+ * A running instance. Create with `Instance.start()`, await `ready`, then
+ * `invoke()` one request at a time; `kill()` to retire it.
+ */
+export class Instance {
+  readonly id: string;
+  readonly ready: Promise<InitResult>;
+  state: State = 'starting';
+  /** Init duration in ms once `ready` resolved. */
+  initDurationMs: number | undefined;
+  /** Epoch ms of the end of the last invocation (for keep-alive decisions). */
+  lastUsedMs = Date.now();
+  /** Number of invocations this instance served. */
+  invocations = 0;
+
+  private readonly child: ChildProcess;
+  private readonly channel: Socket;
+  private readonly limits: InstanceLimits;
+  private stderrTail = '';
+  private current: {
+    request: InstanceRequest;
+    started: number;
+    timer: NodeJS.Timeout;
+    resolve: (a: InstanceAnswer) => void;
+  } | null = null;
+  private resolveInit!: (r: InitResult) => void;
+  private initStarted = performance.now();
+  private exitListeners: Array<() => void> = [];
+  private killedByPlatform: 'timeout' | 'memory' | 'retire' | null = null;
+  private maxRssKB = 0;
+  private exited = false;
+  private idleLogs = '';
+
+  private constructor(
+    private readonly launch: InstanceLaunch,
+    limitEnforcer: LimitEnforcer,
+  ) {
+    this.id = `i${process.pid}-${++sequence}`;
+    this.ready = new Promise((resolve) => { this.resolveInit = resolve; });
+    this.child = spawn(launch.command, launch.args as string[], {
+      cwd: launch.cwd,
+      env: launch.env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    this.channel = this.child.stdio[3] as Socket;
+    this.limits = this.child.pid !== undefined
+      ? safeAttach(limitEnforcer, this.child.pid, this.id, launch.memoryMB)
+      : { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
+    if (limitEnforcer.kind === 'rss-sampling' && this.child.pid !== undefined) sampler.watch(this);
+
+    const reader = new FrameReader((f) => this.onFrame(f));
+    this.channel.on('data', (chunk: Buffer) => {
+      try { reader.push(chunk); } catch { this.kill('retire'); }
+    });
+    this.channel.on('error', () => {});
+    this.child.stdout!.on('data', (d: Buffer) => this.onRawOutput(d));
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-4096);
+      this.onRawOutput(d);
+    });
+    this.child.on('error', (e) => this.onExit(null, null, e));
+    this.child.on('exit', (code, signal) => this.onExit(code, signal));
+
+    const initTimer = setTimeout(() => {
+      if (this.state !== 'starting') return;
+      this.finishInit({
+        ok: false, outcome: 'init_error', initDurationMs: performance.now() - this.initStarted,
+        payload: JSON.stringify({ errorType: 'Runtime.InitTimeout', errorMessage: `Init phase exceeded ${launch.initTimeoutMs} ms` }),
+      });
+      this.kill('retire');
+    }, launch.initTimeoutMs);
+    initTimer.unref();
+    this.channel.write(encodeFrame(FrameType.INIT, JSON.stringify(launch.init)));
+  }
+
+  /** Spawns an instance. Never throws: spawn failures resolve `ready` with `ok: false`. */
+  static start(launch: InstanceLaunch, limits: LimitEnforcer): Instance {
+    return new Instance(launch, limits);
+  }
+
+  /**
+   * Log text written outside any invocation (during init, or by timers
+   * between invocations); Lambda shows it with the next invocation's logs.
+   */
+  takeIdleLogs(): string {
+    const t = this.idleLogs;
+    this.idleLogs = '';
+    return t;
+  }
+
+  get pid(): number | undefined { return this.child.pid; }
+
+  /**
+   * Runs one invocation. Resolves (never rejects) with the outcome: `ok`,
+   * `error` (the handler failed), `timeout`, `oom` or `crashed`.
+   * Must only be called when `state === 'idle'`.
+   */
+  invoke(request: InstanceRequest): Promise<InstanceAnswer> {
+    if (this.state !== 'idle') throw new Error(`instance ${this.id} is ${this.state}, not idle`);
+    this.state = 'busy';
+    const started = performance.now();
+    return new Promise((resolve) => {
+      const timeoutMs = Math.max(0, request.deadlineMs - Date.now());
+      const timer = setTimeout(() => this.onTimeout(), timeoutMs);
+      this.current = { request, started, timer, resolve };
+      this.channel.write(encodeFrame(
+        FrameType.INVOKE,
+        `{"requestId":${JSON.stringify(request.requestId)},"deadlineMs":${request.deadlineMs}${request.invokedFunctionArn ? `,"invokedFunctionArn":${JSON.stringify(request.invokedFunctionArn)}` : ''}}`,
+        request.event,
+      ));
+    });
+  }
+
+  /** Registers a callback for when the process has exited. */
+  onExited(listener: () => void): void {
+    if (this.state === 'dead') listener(); else this.exitListeners.push(listener);
+  }
+
+  /** Stops the instance at once (SIGKILL to every process of it). */
+  kill(reason: 'timeout' | 'memory' | 'retire' = 'retire'): void {
+    if (this.state === 'dead') return;
+    this.killedByPlatform ??= reason;
+    try { this.child.kill('SIGKILL'); } catch { /* gone */ }
+    this.limits.killAll();
+  }
+
+  /** Closes the control channel: the runtime exits by itself (a graceful retire). */
+  retire(): void {
+    if (this.state === 'dead') return;
+    this.killedByPlatform ??= 'retire';
+    this.channel.end();
+    setTimeout(() => this.kill('retire'), 2000).unref();
+  }
+
+  /** Peak memory in MB, as last reported by the runtime. */
+  get maxMemoryUsedMB(): number { return Math.ceil(this.maxRssKB / 1024); }
+
+  // ---- internals ----------------------------------------------------------
+
+  private onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.LOG: {
+        const text = frame.body.toString('utf8');
+        if (this.current) this.current.request.onLog(text); else this.idleLogs += text;
+        return;
+      }
+      case FrameType.READY:
+        this.finishInit({ ok: true, initDurationMs: Number(frame.header.initDurationMs ?? performance.now() - this.initStarted) });
+        return;
+      case FrameType.INIT_ERROR:
+        this.finishInit({ ok: false, outcome: 'init_error', payload: frame.body.toString('utf8'), initDurationMs: performance.now() - this.initStarted });
+        return;
+      case FrameType.RESULT:
+      case FrameType.ERROR: {
+        const cur = this.current;
+        if (!cur || frame.header.requestId !== cur.request.requestId) return;
+        if (typeof frame.header.maxRssKB === 'number') this.maxRssKB = Math.max(this.maxRssKB, frame.header.maxRssKB);
+        this.settle(frame.type === FrameType.RESULT ? 'ok' : 'error', frame.body.toString('utf8'));
+        if (this.state === 'busy') this.state = 'idle';
+        return;
+      }
+    }
+  }
+
+  private finishInit(result: InitResult): void {
+    if (this.state !== 'starting') return;
+    this.state = result.ok ? 'idle' : 'dead';
+    this.initDurationMs = result.initDurationMs;
+    if (!result.ok) this.kill('retire');
+    this.resolveInit(result);
+  }
+
+  private settle(outcome: Outcome, payload: string): void {
+    const cur = this.current;
+    if (!cur) return;
+    this.current = null;
+    clearTimeout(cur.timer);
+    this.invocations++;
+    this.lastUsedMs = Date.now();
+    cur.resolve({
+      outcome, payload,
+      durationMs: performance.now() - cur.started,
+      maxMemoryUsedMB: this.maxRssKB ? this.maxMemoryUsedMB : undefined,
+    });
+  }
+
+  private onTimeout(): void {
+    const cur = this.current;
+    if (!cur) return;
+    const seconds = cur.request.timeoutSeconds.toFixed(2);
+    const id = cur.request.requestId;
+    cur.request.onLog(`${new Date().toISOString()} ${id} Task timed out after ${seconds} seconds\n`);
+    this.kill('timeout');
+    this.settle('timeout', JSON.stringify({
+      errorType: 'Sandbox.Timedout',
+      errorMessage: `RequestId: ${id} Error: Task timed out after ${seconds} seconds`,
+    }));
+  }
+
+  /** Called by the fallback sampler when the resident set passes the memory size. */
+  overMemory(): void {
+    if (this.state === 'busy' || this.state === 'idle') this.kill('memory');
+  }
+
+  private onRawOutput(d: Buffer): void {
+    const text = d.toString('utf8');
+    if (this.current) this.current.request.onLog(text); else this.idleLogs += text;
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+    if (this.exited) return;
+    this.exited = true;
+    const oom = this.killedByPlatform === 'memory' || this.limits.wasOomKilled() || /JavaScript heap out of memory/.test(this.stderrTail);
+    const how = error ? `spawn error: ${error.message}`
+      : signal ? `signal: ${signalName(signal)}`
+      : `exit status ${code}`;
+    if (this.state === 'starting') {
+      const detail = this.stderrTail.trim();
+      this.finishInit({
+        ok: false, outcome: 'init_error', initDurationMs: performance.now() - this.initStarted,
+        payload: JSON.stringify({ errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with error: ${how}${detail ? `\n${detail}` : ''}` }),
+      });
+    }
+    const cur = this.current;
+    if (cur && this.killedByPlatform !== 'timeout') {
+      const message = `RequestId: ${cur.request.requestId} Error: Runtime exited with error: ${how}`;
+      const errorType = oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError';
+      cur.request.onLog(`${message}\n${errorType}\n`);
+      this.settle(oom ? 'oom' : 'crashed', JSON.stringify({ errorType, errorMessage: message }));
+    }
+    this.state = 'dead';
+    this.cleanup();
+  }
+
+  private cleanup(): void {
+    sampler.unwatch(this);
+    this.limits.release();
+    this.channel.destroy();
+    const listeners = this.exitListeners;
+    this.exitListeners = [];
+    for (const l of listeners) l();
+  }
+
+  /** @internal for the sampler */
+  get memoryLimitBytes(): number { return this.launch.memoryMB * 1024 * 1024; }
+}
+
+function safeAttach(enforcer: LimitEnforcer, pid: number, id: string, memoryMB: number): InstanceLimits {
+  try {
+    return enforcer.attach(pid, id, memoryMB);
+  } catch {
+    return { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
+  }
+}
+
+/** Go's names for signals, as Lambda prints them ("signal: killed"). */
+function signalName(signal: NodeJS.Signals): string {
+  switch (signal) {
+    case 'SIGKILL': return 'killed';
+    case 'SIGABRT': return 'aborted (core dumped)';
+    case 'SIGSEGV': return 'segmentation fault (core dumped)';
+    case 'SIGTERM': return 'terminated';
+    case 'SIGINT': return 'interrupt';
+    case 'SIGBUS': return 'bus error (core dumped)';
+    default: return signal;
+  }
+}
+
+/** The fallback memory limit: samples resident sets of watched instances. */
+class RssSampler {
+  private readonly watched = new Set<Instance>();
+  private timer: NodeJS.Timeout | null = null;
+
+  watch(instance: Instance): void {
+    this.watched.add(instance);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
+      this.timer.unref();
+    }
+  }
+
+  unwatch(instance: Instance): void {
+    this.watched.delete(instance);
+    if (this.watched.size === 0 && this.timer) { clearInterval(this.timer); this.timer = null; }
+  }
+
+  private sample(): void {
+    for (const inst of this.watched) {
+      if (inst.state !== 'busy' || inst.pid === undefined) continue;
+      if (residentBytes(inst.pid) > inst.memoryLimitBytes) inst.overMemory();
+    }
+  }
+}
+
+const sampler = new RssSampler();

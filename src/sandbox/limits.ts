@@ -1,0 +1,174 @@
+/**
+ * Memory and process limits for instances, behind one interface (workerd's
+ * `limit-enforcer.h` is the model). What the host allows is detected once:
+ *
+ * - cgroup v2 (`/sys/fs/cgroup/cgroup.controllers` lists `memory`):
+ *   `memory.max`, `memory.swap.max = 0`, `memory.oom.group`, `pids.max`;
+ *   an OOM kill shows in `memory.events` as `oom_kill`.
+ * - cgroup v1 (`/sys/fs/cgroup/memory` writable): `memory.limit_in_bytes`
+ *   (and `memory.memsw.limit_in_bytes` where swap accounting is on), `pids.max`;
+ *   an OOM kill shows in `memory.oom_control` as `oom_kill`.
+ * - neither: the platform samples each busy instance's resident set
+ *   (`/proc/<pid>/statm`) and kills it past its memory size.
+ *
+ * See ../shared/notes/isolation.md for what was measured on this machine kind.
+ */
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync, existsSync, accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+
+/** Limits applied to one instance; `release()` after the process has exited. */
+export interface InstanceLimits {
+  /** True when the kernel killed the instance for going over its memory limit. */
+  wasOomKilled(): boolean;
+  /** Kills every process of the instance (the cgroup's members). */
+  killAll(): void;
+  release(): void;
+}
+
+/** The host's way of limiting instances, chosen once at start. */
+export interface LimitEnforcer {
+  /** `cgroup-v2`, `cgroup-v1` or `rss-sampling`. */
+  readonly kind: 'cgroup-v2' | 'cgroup-v1' | 'rss-sampling';
+  /** One line for the start-up log: what is in force. */
+  readonly description: string;
+  /** Puts process `pid` under a memory limit of `memoryMB` MB (and a pids limit). */
+  attach(pid: number, instanceId: string, memoryMB: number): InstanceLimits;
+}
+
+/** Most processes/threads one instance may have (Node itself needs ~12; notes/isolation.md). */
+export const PIDS_MAX = 256;
+
+const MB = 1024 * 1024;
+
+/**
+ * Detects what the host allows and returns the strongest enforcer.
+ * `group` names the platform's parent cgroup (one per platform process).
+ */
+export function detectLimitEnforcer(group = `nimbus-${process.pid}`): LimitEnforcer {
+  return tryCgroupV2(group) ?? tryCgroupV1(group) ?? rssSampling('no writable memory cgroup on this host');
+}
+
+function writable(path: string): boolean {
+  try { accessSync(path, constants.W_OK); return true; } catch { return false; }
+}
+
+function tryCgroupV2(group: string): LimitEnforcer | null {
+  const root = '/sys/fs/cgroup';
+  try {
+    const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8');
+    if (!/\bmemory\b/.test(controllers) || !writable(root)) return null;
+    writeFileSync(join(root, 'cgroup.subtree_control'), '+memory +pids');
+    const parent = join(root, group);
+    mkdirSync(parent, { recursive: true });
+    writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory +pids');
+  } catch {
+    return null;
+  }
+  const parent = join(root, group);
+  return {
+    kind: 'cgroup-v2',
+    description: `cgroup v2 at ${parent}: memory.max = memorySize, no swap, pids.max = ${PIDS_MAX}`,
+    attach(pid, instanceId, memoryMB) {
+      const dir = join(parent, instanceId);
+      mkdirSync(dir);
+      trySet(join(dir, 'memory.max'), String(memoryMB * MB));
+      trySet(join(dir, 'memory.swap.max'), '0');
+      trySet(join(dir, 'memory.oom.group'), '1');
+      trySet(join(dir, 'pids.max'), String(PIDS_MAX));
+      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      return {
+        wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
+        killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
+        release: () => removeLater(dir),
+      };
+    },
+  };
+}
+
+function tryCgroupV1(group: string): LimitEnforcer | null {
+  const memRoot = '/sys/fs/cgroup/memory';
+  const pidsRoot = '/sys/fs/cgroup/pids';
+  if (!existsSync(join(memRoot, 'memory.limit_in_bytes')) || !writable(memRoot)) return null;
+  const memParent = join(memRoot, group);
+  const pidsParent = existsSync(pidsRoot) && writable(pidsRoot) ? join(pidsRoot, group) : null;
+  try {
+    mkdirSync(memParent, { recursive: true });
+    if (pidsParent) mkdirSync(pidsParent, { recursive: true });
+  } catch {
+    return null;
+  }
+  const swapAccounting = existsSync(join(memParent, 'memory.memsw.limit_in_bytes'));
+  return {
+    kind: 'cgroup-v1',
+    description: `cgroup v1 at ${memParent}: memory.limit_in_bytes = memorySize${swapAccounting ? ', memsw too' : ''}${pidsParent ? `, pids.max = ${PIDS_MAX}` : ''}`,
+    attach(pid, instanceId, memoryMB) {
+      const mem = join(memParent, instanceId);
+      mkdirSync(mem);
+      writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMB * MB));
+      if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
+      writeFileSync(join(mem, 'cgroup.procs'), String(pid));
+      let pids: string | null = null;
+      if (pidsParent) {
+        pids = join(pidsParent, instanceId);
+        try {
+          mkdirSync(pids);
+          writeFileSync(join(pids, 'pids.max'), String(PIDS_MAX));
+          writeFileSync(join(pids, 'cgroup.procs'), String(pid));
+        } catch { pids = null; }
+      }
+      return {
+        wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
+        killAll: () => {
+          for (const p of readOr(join(mem, 'cgroup.procs')).split('\n')) {
+            if (p) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+          }
+        },
+        release: () => { removeLater(mem); if (pids) removeLater(pids); },
+      };
+    },
+  };
+}
+
+/**
+ * The fallback: an instance whose resident set passes its memory size is
+ * killed by the platform's sampler (see `RssSampler` in instance.ts). Catches
+ * gradual growth; an allocation faster than the sampling period can overshoot.
+ */
+function rssSampling(reason: string): LimitEnforcer {
+  return {
+    kind: 'rss-sampling',
+    description: `memory limit by sampling each busy instance's resident set every ${RSS_SAMPLE_MS} ms (${reason})`,
+    attach() {
+      return { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
+    },
+  };
+}
+
+/** Sampling period of the fallback memory limit, in ms. */
+export const RSS_SAMPLE_MS = 20;
+
+/** Resident set size of `pid` in bytes, or 0 when it is gone. */
+export function residentBytes(pid: number): number {
+  const statm = readOr(`/proc/${pid}/statm`);
+  const pages = Number(statm.split(' ')[1] ?? 0);
+  return pages * 4096;
+}
+
+function trySet(path: string, value: string): void {
+  try { writeFileSync(path, value); } catch { /* not supported by this kernel */ }
+}
+
+function readOr(path: string): string {
+  try { return readFileSync(path, 'utf8'); } catch { return ''; }
+}
+
+/** A cgroup can be removed only once its processes are reaped; retry briefly. */
+function removeLater(dir: string, attempt = 0): void {
+  try {
+    rmdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (attempt < 20) setTimeout(() => removeLater(dir, attempt + 1), 50).unref();
+  }
+}

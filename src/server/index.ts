@@ -1,0 +1,3 @@
+/** The composition root. */
+export { Platform, type PlatformOptions } from './platform.js';
+export { DevServer, describeService, type DevOptions } from './dev.js';

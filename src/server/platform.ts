@@ -1,0 +1,136 @@
+/**
+ * The composition root: wires config, sandbox, dispatchers, gateway and the
+ * control API together. Only this folder knows every part.
+ */
+import { join } from 'node:path';
+import type { FunctionSpec, InvocationResult, ServiceSpec } from '../core/index.js';
+import { loadServiceConfig } from '../config/index.js';
+import { FunctionDispatcher } from '../invoke/index.js';
+import {
+  detectHostRuntimes, detectLimitEnforcer, functionArn, launchFor, prepareModule, runtimeVersionWarning,
+  type HostRuntimes, type LimitEnforcer,
+} from '../sandbox/index.js';
+
+/** Settings of a platform serving one serverless.yml. */
+export interface PlatformOptions {
+  readonly configPath: string;
+  readonly stage?: string;
+  readonly region?: string;
+  /** Environment for `${env:...}` variables (the CLI passes process.env). */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Receives log text: invocation logs (START … REPORT) and platform messages. */
+  readonly log: (text: string, spec?: FunctionSpec) => void;
+  /** An idle instance retires after this many ms (default 5 min). */
+  readonly keepAliveMs?: number;
+  /** Most instances per function when no reservedConcurrency is set (the account limit, default 1000). */
+  readonly accountConcurrency?: number;
+  /** Python command to resolve once (default `python3`). */
+  readonly pythonCommand?: string;
+  /** Where TypeScript bundles go (default `<service dir>/.nimbus/build`). */
+  readonly buildDir?: string;
+  /** Shared host facts (tests pass them to skip detection). */
+  readonly hostRuntimes?: HostRuntimes;
+  readonly limits?: LimitEnforcer;
+}
+
+/**
+ * The functions of one service, each behind its dispatcher. `load()` reads the
+ * config and prepares code; `reload()` does it again and swaps atomically:
+ * if anything fails, the previous config keeps serving.
+ */
+export class Platform {
+  spec!: ServiceSpec;
+  readonly host: HostRuntimes;
+  readonly limits: LimitEnforcer;
+  private readonly dispatchers = new Map<string, FunctionDispatcher>();
+  private byName = new Map<string, string>();
+
+  constructor(private readonly options: PlatformOptions) {
+    this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv);
+    this.limits = options.limits ?? detectLimitEnforcer();
+  }
+
+  /** Reads the config and prepares every function. Throws NimbusError on bad config or code. */
+  async load(): Promise<ServiceSpec> {
+    const spec = loadServiceConfig(this.options.configPath, { stage: this.options.stage, region: this.options.region, env: this.options.env });
+    const launches = await this.prepare(spec);
+    this.apply(spec, launches);
+    return spec;
+  }
+
+  /** Reads the config and code again; new invocations get the new code, in-flight ones finish. */
+  async reload(): Promise<ServiceSpec> {
+    return this.load();
+  }
+
+  /** Warnings of the config plus runtime version mismatches, one line each. */
+  warnings(): string[] {
+    const out = [...this.spec.warnings];
+    const seen = new Set<string>();
+    for (const f of this.spec.functions) {
+      const w = runtimeVersionWarning(f, this.host);
+      if (w && !seen.has(w)) { seen.add(w); out.push(w); }
+    }
+    return out;
+  }
+
+  /** The function with this key or name, or undefined. */
+  find(nameOrKey: string): FunctionDispatcher | undefined {
+    return this.dispatchers.get(nameOrKey) ?? this.dispatchers.get(this.byName.get(nameOrKey) ?? '');
+  }
+
+  /** Runs one synchronous invocation of the function with key `key`. */
+  invoke(key: string, event: string): Promise<InvocationResult> {
+    const d = this.dispatchers.get(key);
+    if (!d) {
+      return Promise.resolve({
+        requestId: '', outcome: 'rejected', durationMs: 0, billedDurationMs: 0, logs: '',
+        payload: JSON.stringify({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${key}` }),
+      });
+    }
+    return d.invoke({ event, invokedFunctionArn: functionArn(d.spec) });
+  }
+
+  /** Stops every instance. */
+  async close(): Promise<void> {
+    await Promise.all([...this.dispatchers.values()].map((d) => d.close()));
+    this.dispatchers.clear();
+  }
+
+  private async prepare(spec: ServiceSpec): Promise<Map<string, string | undefined>> {
+    const buildDir = this.options.buildDir ?? join(spec.dir, '.nimbus', 'build');
+    const modules = new Map<string, string | undefined>();
+    for (const f of spec.functions) modules.set(f.key, await prepareModule(f, buildDir));
+    // Fail now, not at the first request, when an interpreter is missing.
+    for (const f of spec.functions) launchFor(f, this.host, modules.get(f.key), 'check');
+    return modules;
+  }
+
+  private apply(spec: ServiceSpec, modules: Map<string, string | undefined>): void {
+    this.spec = spec;
+    const byName = new Map<string, string>();
+    const keep = new Set<string>();
+    for (const f of spec.functions) {
+      keep.add(f.key);
+      byName.set(f.name, f.key);
+      let seq = 0;
+      const launch = () => launchFor(f, this.host, modules.get(f.key), `${f.key}-${++seq}`);
+      const existing = this.dispatchers.get(f.key);
+      if (existing) {
+        existing.reload(f, launch);
+        continue;
+      }
+      this.dispatchers.set(f.key, new FunctionDispatcher(f, {
+        maxInstances: f.reservedConcurrency ?? this.options.accountConcurrency ?? 1000,
+        keepAliveMs: this.options.keepAliveMs ?? 5 * 60_000,
+        launch,
+        limits: this.limits,
+        onLog: (s, text) => this.options.log(text, s),
+      }));
+    }
+    for (const [key, d] of this.dispatchers) {
+      if (!keep.has(key)) { this.dispatchers.delete(key); void d.close(); }
+    }
+    this.byName = byName;
+  }
+}

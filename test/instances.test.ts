@@ -1,0 +1,215 @@
+// Real instance processes behind a dispatcher: warm reuse, scale-out on
+// overlap, crash replacement, timeouts, memory limits, init errors, env.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FunctionSpec } from '../src/core/index.js';
+import { FunctionDispatcher } from '../src/invoke/index.js';
+import { detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule } from '../src/sandbox/index.js';
+
+const host = detectHostRuntimes();
+const limits = detectLimitEnforcer();
+let dir: string;
+const dispatchers: FunctionDispatcher[] = [];
+
+function spec(handler: string, over: Partial<FunctionSpec> = {}): FunctionSpec {
+  return {
+    key: 'fn', name: 'svc-dev-fn', handler, runtime: handler.startsWith('py') ? 'python3.12' : 'nodejs20.x',
+    language: handler.startsWith('py') ? 'python' : 'node', memorySize: 256, timeout: 3,
+    environment: { GREETING: 'hello' }, codeDir: dir, service: 'svc', stage: 'dev', region: 'eu-west-1', ...over,
+  };
+}
+
+async function dispatcher(s: FunctionSpec, keepAliveMs = 60_000): Promise<FunctionDispatcher> {
+  const modulePath = await prepareModule(s, join(dir, '.build'));
+  const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs, launch: () => launchFor(s, host, modulePath, 't'), limits });
+  dispatchers.push(d);
+  return d;
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nimbus-inst-'));
+  writeFileSync(join(dir, 'node.js'), `
+let count = 0;
+const bootedAt = Date.now() + Math.random();
+exports.count = async () => ({ count: ++count, bootedAt, pid: process.pid });
+exports.env = async (event, context) => ({
+  env: process.env, remaining: context.getRemainingTimeInMillis(), name: context.functionName,
+  memory: context.memoryLimitInMB, arn: context.invokedFunctionArn, id: context.awsRequestId,
+});
+exports.sleep = async (event) => { await new Promise((r) => setTimeout(r, event.ms)); return { pid: process.pid }; };
+exports.crash = async (event) => { if (event.crash) process.exit(3); return 'fine'; };
+exports.hog = async () => { const h = []; for (let i = 0; i < 64; i++) h.push(Buffer.alloc(8 * 1024 * 1024, 1)); return h.length; };
+exports.logs = async () => { console.log('one'); console.error('two', { a: 1 }); process.stdout.write('three\\n'); return 'ok'; };
+exports.cb = (event, context, callback) => { setTimeout(() => console.log('late'), 300); callback(null, 'done'); };
+exports.cbNoWait = (event, context, callback) => { context.callbackWaitsForEmptyEventLoop = false; setTimeout(() => {}, 300); callback(null, 'fast'); };
+exports.undef = async () => undefined;
+`);
+  writeFileSync(join(dir, 'esm.mjs'), 'export const handler = async (e) => ({ esm: true, e });\n');
+  writeFileSync(join(dir, 'broken.js'), 'exports.handler = async () => {;\n  return 1 +;\n');
+  mkdirSync(join(dir, 'ts'));
+  writeFileSync(join(dir, 'ts', 'typed.ts'), 'interface In { n: number }\nexport const handler = async (e: In): Promise<{ doubled: number }> => ({ doubled: e.n * 2 });\n');
+  writeFileSync(join(dir, 'py_app.py'), `
+import os, time
+COUNT = 0
+def count(event, context):
+    global COUNT
+    COUNT += 1
+    return {"count": COUNT, "pid": os.getpid()}
+def env(event, context):
+    return {"env": dict(os.environ), "remaining": context.get_remaining_time_in_millis(), "name": context.function_name}
+def sleep(event, context):
+    time.sleep(event["ms"] / 1000)
+    return {"pid": os.getpid()}
+def hog(event, context):
+    hold = [b"\\x01" * (8 * 1024 * 1024) for _ in range(64)]
+    return len(hold)
+`);
+});
+
+after(async () => {
+  await Promise.all(dispatchers.map((d) => d.close()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+for (const lang of ['node', 'python'] as const) {
+  const h = (name: string) => (lang === 'node' ? `node.${name}` : `py_app.${name}`);
+  describe(`${lang} instances`, () => {
+    it('reuses a warm instance: module state survives and only the first invocation is a cold start', async () => {
+      const d = await dispatcher(spec(h('count')));
+      const first = await d.invoke({ event: '{}' });
+      const second = await d.invoke({ event: '{}' });
+      assert.equal(first.outcome, 'ok');
+      assert.equal(JSON.parse(first.payload).count, 1);
+      assert.equal(JSON.parse(second.payload).count, 2);
+      assert.equal(JSON.parse(second.payload).pid, JSON.parse(first.payload).pid);
+      assert.ok(first.initDurationMs !== undefined && first.initDurationMs > 0);
+      assert.equal(second.initDurationMs, undefined);
+      assert.match(first.logs, /^START RequestId: [0-9a-f-]{36} Version: \$LATEST\n/);
+      assert.match(first.logs, /REPORT RequestId: [0-9a-f-]{36}\tDuration: [0-9.]+ ms\tBilled Duration: \d+ ms\tMemory Size: 256 MB\tMax Memory Used: \d+ MB\tInit Duration: [0-9.]+ ms\n$/);
+    });
+
+    it('gives the function its own environment and Lambda\'s reserved variables, nothing of the platform\'s', async () => {
+      process.env.NIMBUS_TEST_SECRET = 'leak';
+      const d = await dispatcher(spec(h('env')));
+      const r = JSON.parse((await d.invoke({ event: '{}' })).payload);
+      delete process.env.NIMBUS_TEST_SECRET;
+      assert.equal(r.env.GREETING, 'hello');
+      assert.equal(r.env.AWS_LAMBDA_FUNCTION_NAME, 'svc-dev-fn');
+      assert.equal(r.env.AWS_LAMBDA_FUNCTION_VERSION, '$LATEST');
+      assert.equal(r.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE, '256');
+      assert.equal(r.env.AWS_REGION, 'eu-west-1');
+      assert.equal(r.env._HANDLER, h('env'));
+      assert.equal(r.env.LAMBDA_TASK_ROOT, dir);
+      assert.equal(r.env.NIMBUS_TEST_SECRET, undefined);
+      assert.equal(r.env.NODE_EXTRA_CA_CERTS, undefined);
+      assert.equal(r.env.NODE_OPTIONS, undefined);
+      assert.equal(r.name, 'svc-dev-fn');
+      assert.ok(r.remaining > 2000 && r.remaining <= 3000, `remaining ${r.remaining}`);
+    });
+
+    it('starts more instances when invocations overlap', async () => {
+      const d = await dispatcher(spec(h('sleep')));
+      const results = await Promise.all([1, 2, 3].map(() => d.invoke({ event: '{"ms":300}' })));
+      const pids = new Set(results.map((r) => JSON.parse(r.payload).pid));
+      assert.equal(pids.size, 3);
+      assert.equal(d.stats().instances, 3);
+    });
+
+    it('kills a timed-out instance with Lambda\'s message and serves the next invocation from a new one', async () => {
+      const d = await dispatcher(spec(h('sleep'), { timeout: 0.5 }));
+      const r = await d.invoke({ event: '{"ms":2000}' });
+      assert.equal(r.outcome, 'timeout');
+      assert.deepEqual(Object.keys(JSON.parse(r.payload)), ['errorType', 'errorMessage']);
+      assert.match(JSON.parse(r.payload).errorMessage, /^RequestId: [0-9a-f-]{36} Error: Task timed out after 0\.50 seconds$/);
+      assert.ok(r.durationMs < 1500);
+      const next = await d.invoke({ event: '{"ms":1}' });
+      assert.equal(next.outcome, 'ok');
+    });
+
+    it('kills an instance over its memory size: Runtime exited with error: signal: killed', async () => {
+      const d = await dispatcher(spec(h('hog'), { memorySize: 128, timeout: 10 }));
+      const r = await d.invoke({ event: '{}' });
+      assert.equal(r.outcome, 'oom');
+      const doc = JSON.parse(r.payload);
+      assert.equal(doc.errorType, 'Runtime.OutOfMemory');
+      assert.match(doc.errorMessage, /Runtime exited with error: signal: killed$/);
+    });
+  });
+}
+
+describe('node runtime behaviour', () => {
+  it('replaces a crashed instance; only its own invocation fails', async () => {
+    const d = await dispatcher(spec('node.crash'));
+    const [crashed, fine] = await Promise.all([d.invoke({ event: '{"crash":true}' }), d.invoke({ event: '{}' })]);
+    assert.equal(crashed.outcome, 'crashed');
+    assert.equal(JSON.parse(crashed.payload).errorType, 'Runtime.ExitError');
+    assert.match(JSON.parse(crashed.payload).errorMessage, /Runtime exited with error: exit status 3$/);
+    assert.equal(fine.outcome, 'ok');
+    const again = await d.invoke({ event: '{}' });
+    assert.equal(again.payload, '"fine"');
+  });
+
+  it('writes console output as Lambda log lines, in order, before END', async () => {
+    const d = await dispatcher(spec('node.logs'));
+    const r = await d.invoke({ event: '{}', requestId: 'abc-123' });
+    const lines = r.logs.split('\n');
+    assert.equal(lines[0], 'START RequestId: abc-123 Version: $LATEST');
+    assert.match(lines[1], /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\tabc-123\tINFO\tone$/);
+    assert.match(lines[2], /^\S+\tabc-123\tERROR\ttwo \{ a: 1 \}$/);
+    assert.equal(lines[3], 'three');
+    assert.equal(lines[4], 'END RequestId: abc-123');
+  });
+
+  it('holds a callback handler\'s answer until the event loop is empty, unless told not to', async () => {
+    const d = await dispatcher(spec('node.cb'));
+    const t0 = performance.now();
+    const r = await d.invoke({ event: '{}' });
+    assert.equal(r.payload, '"done"');
+    assert.ok(performance.now() - t0 >= 280);
+    assert.match(r.logs, /\tINFO\tlate\n/);
+    const d2 = await dispatcher(spec('node.cbNoWait'));
+    await d2.invoke({ event: '{}' });
+    const t1 = performance.now();
+    const fast = await d2.invoke({ event: '{}' });
+    assert.equal(fast.payload, '"fast"');
+    assert.ok(performance.now() - t1 < 250);
+  });
+
+  it('serialises undefined as null', async () => {
+    const d = await dispatcher(spec('node.undef'));
+    assert.equal((await d.invoke({ event: '{}' })).payload, 'null');
+  });
+
+  it('loads ES modules and TypeScript (bundled with esbuild)', async () => {
+    const esm = await dispatcher(spec('esm.handler'));
+    assert.deepEqual(JSON.parse((await esm.invoke({ event: '{"x":1}' })).payload), { esm: true, e: { x: 1 } });
+    const ts = await dispatcher(spec('ts/typed.handler'));
+    assert.deepEqual(JSON.parse((await ts.invoke({ event: '{"n":21}' })).payload), { doubled: 42 });
+  });
+
+  it('reports init errors as Lambda does', async () => {
+    const missing = await dispatcher(spec('node.nothere'));
+    const r1 = await missing.invoke({ event: '{}' });
+    assert.equal(r1.outcome, 'init_error');
+    assert.equal(JSON.parse(r1.payload).errorType, 'Runtime.HandlerNotFound');
+    const syntax = await dispatcher(spec('broken.handler'));
+    const r2 = await syntax.invoke({ event: '{}' });
+    assert.equal(r2.outcome, 'init_error');
+    assert.equal(JSON.parse(r2.payload).errorType, 'Runtime.UserCodeSyntaxError');
+  });
+
+  it('retires idle instances after the keep-alive', async () => {
+    const d = await dispatcher(spec('node.count'), 200);
+    await d.invoke({ event: '{}' });
+    assert.equal(d.stats().instances, 1);
+    const until = Date.now() + 5000;
+    while (d.stats().instances > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(d.stats().instances, 0);
+    const r = await d.invoke({ event: '{}' });
+    assert.equal(JSON.parse(r.payload).count, 1);
+    assert.ok(r.initDurationMs !== undefined);
+  });
+});
