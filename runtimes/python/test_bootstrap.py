@@ -200,13 +200,15 @@ class RuntimeTest(unittest.TestCase):
     def result(self, inst, event=None, request_id="req-1", **kw):
         (ftype, header, body), logs = inst.invoke(event if event is not None else {}, request_id, **kw)
         self.assertEqual(NAMES[ftype], "RESULT", body)
-        self.assertEqual(header, {"requestId": request_id})
+        self.assertEqual(header["requestId"], request_id)
+        self.assertGreater(header["maxRssKB"], 1000, "peak memory in KB")
         return body, logs
 
     def error(self, inst, event=None, request_id="req-1"):
         (ftype, header, body), logs = inst.invoke(event if event is not None else {}, request_id)
         self.assertEqual(NAMES[ftype], "ERROR", body)
-        self.assertEqual(header, {"requestId": request_id})
+        self.assertEqual(header["requestId"], request_id)
+        self.assertGreater(header["maxRssKB"], 1000, "peak memory in KB")
         return json.loads(body), logs
 
     # ------------------------------------------------------------------
@@ -641,7 +643,7 @@ class RuntimeTest(unittest.TestCase):
             if i % 7 == 0:
                 time.sleep(0.001)
         (ftype, header, body), _ = inst.until_reply()
-        self.assertEqual((NAMES[ftype], header, body), ("RESULT", {"requestId": "slow"}, b'{"slow": true}'))
+        self.assertEqual((NAMES[ftype], header["requestId"], body), ("RESULT", "slow", b'{"slow": true}'))
 
     def test_eof_on_fd3_exits_zero(self):
         inst, _, _ = self.ready({"app.py": """
