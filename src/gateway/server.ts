@@ -104,13 +104,15 @@ export class Gateway {
       match = table.rest.match(method, pathWithoutStage);
     }
     if (!match) {
-      pathWithoutStage = rawPath;
+      // HTTP APIs hand the function the percent-decoded path (rawPath, and `path` in payload 1.0)
+      // and route on it; REST APIs keep it encoded. Live captures: hotsock/voker vokerhttp/testdata/ingress-paths.json
+      pathWithoutStage = decodePath(rawPath);
       if (table.httpApiCors && preflight) {
         drain(req);
         this.send(res, preflightResponse(table.httpApiCors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
         return;
       }
-      match = table.http.match(method, rawPath);
+      match = table.http.match(method, pathWithoutStage);
     }
     if (!match) {
       drain(req);
@@ -137,7 +139,7 @@ export class Gateway {
       if (tooLarge) return;
       const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
       const incoming: IncomingRequest = {
-        method, rawPath, rawQuery, rawHeaders: req.rawHeaders, body,
+        method, rawPath: match!.route.api === 'HTTP' ? pathWithoutStage : rawPath, rawQuery, rawHeaders: req.rawHeaders, body,
         sourceIp: normaliseIp(req.socket.remoteAddress), protocol: `HTTP/${req.httpVersion}`,
         requestId: newRequestId(), timeEpoch,
       };
@@ -201,6 +203,11 @@ export class Gateway {
 
 function drain(req: http.IncomingMessage): void {
   req.resume();
+}
+
+function decodePath(path: string): string {
+  if (path.indexOf('%') < 0) return path;
+  try { return decodeURIComponent(path); } catch { return path; }
 }
 
 function normaliseIp(ip: string | undefined): string {
