@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FunctionSpec } from '../src/core/index.js';
 import { FunctionDispatcher } from '../src/invoke/index.js';
-import { detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule } from '../src/sandbox/index.js';
+import { detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule, rssSampling, type LimitEnforcer } from '../src/sandbox/index.js';
 
 const host = detectHostRuntimes();
 const limits = detectLimitEnforcer();
@@ -22,9 +22,9 @@ function spec(handler: string, over: Partial<FunctionSpec> = {}): FunctionSpec {
   };
 }
 
-async function dispatcher(s: FunctionSpec, keepAliveMs = 60_000): Promise<FunctionDispatcher> {
+async function dispatcher(s: FunctionSpec, keepAliveMs = 60_000, enforcer: LimitEnforcer = limits): Promise<FunctionDispatcher> {
   const modulePath = await prepareModule(s, join(dir, '.build'));
-  const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs, launch: () => launchFor(s, host, modulePath, 't'), limits });
+  const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs, launch: () => launchFor(s, host, modulePath, 't'), limits: enforcer });
   dispatchers.push(d);
   return d;
 }
@@ -71,6 +71,7 @@ def hog(event, context):
 
 after(async () => {
   await Promise.all(dispatchers.map((d) => d.close()));
+  await limits.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -136,6 +137,15 @@ for (const lang of ['node', 'python'] as const) {
       const doc = JSON.parse(r.payload);
       assert.equal(doc.errorType, 'Runtime.OutOfMemory');
       assert.match(doc.errorMessage, /Runtime exited with error: signal: killed$/);
+      const next = await d.invoke({ event: '{}' });
+      assert.equal(next.outcome, 'oom', 'a fresh instance, killed again');
+    });
+
+    it('holds the memory size without cgroups too, by sampling the resident set', async () => {
+      const d = await dispatcher(spec(h('hog'), { memorySize: 128, timeout: 10 }), 60_000, rssSampling('test'));
+      const r = await d.invoke({ event: '{}' });
+      assert.equal(r.outcome, 'oom');
+      assert.match(JSON.parse(r.payload).errorMessage, /Runtime exited with error: signal: killed$/);
     });
   });
 }

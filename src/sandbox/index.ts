@@ -2,7 +2,7 @@
  * Function instances: spawn, init handshake, invoke, limits. Knows nothing of HTTP.
  */
 export { Instance, type InstanceLaunch, type InstanceAnswer, type InstanceRequest, type InitResult } from './instance.js';
-export { detectLimitEnforcer, type LimitEnforcer, type InstanceLimits } from './limits.js';
+export { detectLimitEnforcer, rssSampling, type LimitEnforcer, type InstanceLimits } from './limits.js';
 export {
   detectHostRuntimes, runtimeVersionWarning, launchFor, prepareModule, functionArn, instanceEnvironment,
   packageRoot, type HostRuntimes,

@@ -13,7 +13,7 @@
  *
  * See ../shared/notes/isolation.md for what was measured on this machine kind.
  */
-import { mkdirSync, readFileSync, rmdirSync, writeFileSync, existsSync, accessSync, constants } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync, existsSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
 /** Limits applied to one instance; `release()` after the process has exited. */
@@ -33,6 +33,8 @@ export interface LimitEnforcer {
   readonly description: string;
   /** Puts process `pid` under a memory limit of `memoryMB` MB (and a pids limit). */
   attach(pid: number, instanceId: string, memoryMB: number): InstanceLimits;
+  /** Removes the platform's parent cgroups once every instance has exited (waits up to ~2 s). */
+  close(): Promise<void>;
 }
 
 /** Most processes/threads one instance may have (Node itself needs ~12; notes/isolation.md). */
@@ -44,8 +46,48 @@ const MB = 1024 * 1024;
  * Detects what the host allows and returns the strongest enforcer.
  * `group` names the platform's parent cgroup (one per platform process).
  */
-export function detectLimitEnforcer(group = `nimbus-${process.pid}`): LimitEnforcer {
+export function detectLimitEnforcer(group = `nimbus-${process.pid}-${++enforcers}`): LimitEnforcer {
   return tryCgroupV2(group) ?? tryCgroupV1(group) ?? rssSampling('no writable memory cgroup on this host');
+}
+
+let enforcers = 0;
+
+/**
+ * Removes parent cgroups left by platforms that died without cleaning up
+ * (`kill -9`): `nimbus-<pid>-<n>` whose pid is gone. Their instances died
+ * with them only if killed too, so a group that still has members is kept.
+ */
+function sweepStale(root: string): void {
+  let names: string[];
+  try { names = readdirSync(root); } catch { return; }
+  for (const name of names) {
+    const m = /^nimbus-(\d+)(?:-\d+)?$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || isAlive(Number(m[1]))) continue;
+    const parent = join(root, name);
+    try {
+      for (const child of readdirSync(parent, { withFileTypes: true })) if (child.isDirectory()) rmdirSync(join(parent, child.name));
+      rmdirSync(parent);
+    } catch { /* still in use */ }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** rmdir each folder (children first), retrying while their processes are being reaped. */
+async function removeAll(dirs: string[]): Promise<void> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    let left = 0;
+    for (const dir of dirs) {
+      let children: string[] = [];
+      try { children = readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => join(dir, d.name)); } catch { continue; }
+      for (const c of children) { try { rmdirSync(c); } catch { /* busy */ } }
+      try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') left++; }
+    }
+    if (left === 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 function writable(path: string): boolean {
@@ -58,6 +100,7 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
     const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8');
     if (!/\bmemory\b/.test(controllers) || !writable(root)) return null;
     writeFileSync(join(root, 'cgroup.subtree_control'), '+memory +pids');
+    sweepStale(root);
     const parent = join(root, group);
     mkdirSync(parent, { recursive: true });
     writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory +pids');
@@ -82,6 +125,7 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
         release: () => removeLater(dir),
       };
     },
+    close: () => removeAll([parent]),
   };
 }
 
@@ -97,6 +141,8 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
   } catch {
     return null;
   }
+  sweepStale(memRoot);
+  if (pidsParent) sweepStale(pidsRoot);
   const swapAccounting = existsSync(join(memParent, 'memory.memsw.limit_in_bytes'));
   return {
     kind: 'cgroup-v1',
@@ -126,6 +172,7 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
         release: () => { removeLater(mem); if (pids) removeLater(pids); },
       };
     },
+    close: () => removeAll(pidsParent ? [memParent, pidsParent] : [memParent]),
   };
 }
 
@@ -134,13 +181,14 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
  * killed by the platform's sampler (see `RssSampler` in instance.ts). Catches
  * gradual growth; an allocation faster than the sampling period can overshoot.
  */
-function rssSampling(reason: string): LimitEnforcer {
+export function rssSampling(reason: string): LimitEnforcer {
   return {
     kind: 'rss-sampling',
     description: `memory limit by sampling each busy instance's resident set every ${RSS_SAMPLE_MS} ms (${reason})`,
     attach() {
       return { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
     },
+    close: async () => {},
   };
 }
 

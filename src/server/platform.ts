@@ -95,6 +95,7 @@ export class Platform {
   async close(): Promise<void> {
     await Promise.all([...this.dispatchers.values()].map((d) => d.close()));
     this.dispatchers.clear();
+    if (!this.options.limits) await this.limits.close();
   }
 
   private async prepare(spec: ServiceSpec): Promise<Map<string, string | undefined>> {
