@@ -113,7 +113,7 @@ for (const lang of ['node', 'python'] as const) {
 
     it('starts more instances when invocations overlap', async () => {
       const d = await dispatcher(spec(h('sleep')));
-      const results = await Promise.all([1, 2, 3].map(() => d.invoke({ event: '{"ms":300}' })));
+      const results = await Promise.all([1, 2, 3].map(() => d.invoke({ event: '{"ms":1000}' })));
       const pids = new Set(results.map((r) => JSON.parse(r.payload).pid));
       assert.equal(pids.size, 3);
       assert.equal(d.stats().instances, 3);

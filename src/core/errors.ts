@@ -80,8 +80,9 @@ export const errorCatalogue = {
     message: 'The function timed out',
   },
   NIMBUS_ERR_GATEWAY_THROTTLED: {
-    status: 429, fault: 'user',
-    message: 'Too many requests',
+    status: 500, fault: 'user',
+    message: 'The function is at its concurrency limit and its queue is full',
+    hint: 'Raise reservedConcurrency, or lower the load; Nimbus waits up to the queue limits before throttling.',
   },
   NIMBUS_ERR_CLI_USAGE: {
     status: 400, fault: 'user',

@@ -13,7 +13,9 @@
  * - A failed invocation or a malformed result gets API Gateway's own answer:
  *   REST 502 `{"message": "Internal server error"}`, HTTP API 500
  *   `{"message":"Internal Server Error"}`, a timeout 504, marked with
- *   `x-nimbus-error`.
+ *   `x-nimbus-error`. A throttled invocation (the function at its concurrency
+ *   limit) is a 500 as well, as API Gateway answers Lambda's 429; the header
+ *   `x-nimbus-error: NIMBUS_ERR_GATEWAY_THROTTLED` tells it apart.
  */
 import type { ApiKind, InvocationResult, PayloadFormatVersion } from '../core/index.js';
 import { matchesMediaType } from './events.js';
@@ -63,7 +65,10 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
   switch (result.outcome) {
     case 'ok': break;
     case 'timeout': return platformResponse('NIMBUS_ERR_GATEWAY_TIMEOUT', 504, '{"message":"Endpoint request timed out"}');
-    case 'throttled': return platformResponse('NIMBUS_ERR_GATEWAY_THROTTLED', 429, '{"message":"Too Many Requests"}');
+    // API Gateway answers a throttled Lambda (its 429) with a 500, keeping 429 for its own throttling.
+    case 'throttled': return opts.api === 'REST'
+      ? platformResponse('NIMBUS_ERR_GATEWAY_THROTTLED', 500, '{"message": "Internal server error"}')
+      : platformResponse('NIMBUS_ERR_GATEWAY_THROTTLED', 500, '{"message":"Internal Server Error"}');
     default: return functionError(opts.api);
   }
   let value: unknown;

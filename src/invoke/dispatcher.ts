@@ -1,27 +1,43 @@
 /**
  * The dispatcher of one function: the only way in to its instances.
  *
- * Invocations are handed to an idle instance when there is one, else queued
- * (FIFO) while a new instance cold-starts; an instance that becomes free
- * takes the head of the queue, so a queued invocation is served by whichever
- * instance is ready first. One invocation at a time per instance, as on
- * Lambda; idle instances retire after a keep-alive.
+ * Hot path: an invocation takes an idle instance (the most recently used,
+ * so the others can age out) and runs at once. Otherwise it waits in a FIFO
+ * queue and the scaler (`src/scaler`) decides how many instances to start;
+ * concurrent arrivals at a function with none share that one decision. An
+ * instance that becomes free takes the head of the queue, so a queued
+ * invocation is served by whichever instance is ready first. One invocation
+ * at a time per instance, as on Lambda.
  * https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
  */
 import { newRequestId, type FunctionSpec, type InvocationResult, type Outcome } from '../core/index.js';
 import { Instance, type InstanceLaunch, type LimitEnforcer } from '../sandbox/index.js';
+import { decide, type ScalingPolicy } from '../scaler/index.js';
+import type { Capacity, CapacityMember } from './capacity.js';
 
 /** Settings of a dispatcher. */
 export interface DispatcherOptions {
   /** Most instances at once (reserved concurrency, else the account limit). */
   readonly maxInstances: number;
+  /** Instances kept initialised even when idle (provisioned concurrency). Default 0. */
+  readonly minInstances?: number;
   /** An idle instance retires after this many ms without work. */
   readonly keepAliveMs: number;
+  /** Most invocations waiting for an instance at a limit; more are throttled. Default 100. */
+  readonly maxQueued?: number;
+  /** Longest wait for an instance at a limit, in ms, before throttling. Default 3000. */
+  readonly maxQueueWaitMs?: number;
   /** Makes the launch of a new instance (interpreter, env, code file). */
   readonly launch: () => InstanceLaunch;
   readonly limits: LimitEnforcer;
+  /** The host's memory budget shared with other functions; unlimited when absent. */
+  readonly capacity?: Capacity;
   /** Receives each invocation's whole log text (START … REPORT) when it ends, and init logs. */
   readonly onLog?: (spec: FunctionSpec, text: string) => void;
+  /** The clock (epoch ms); injected by tests. */
+  readonly now?: () => number;
+  /** Starts an instance; injected by tests (default `Instance.start`). */
+  readonly startInstance?: (launch: InstanceLaunch, limits: LimitEnforcer) => Instance;
 }
 
 /** One invocation to run. */
@@ -37,70 +53,158 @@ interface Pending {
   readonly request: InvokeRequest;
   readonly requestId: string;
   readonly resolve: (r: InvocationResult) => void;
+  /** Epoch ms it arrived. */
+  readonly at: number;
 }
 
-/** Counts for the scaler and for tests. */
+/** Counts for metrics and tests. */
 export interface DispatcherStats {
   readonly instances: number;
   readonly starting: number;
   readonly busy: number;
   readonly idle: number;
   readonly queued: number;
+  /** The most instances this function had at once. */
+  readonly peakInstances: number;
+  /** Invocations throttled so far. */
+  readonly throttled: number;
 }
 
-export class FunctionDispatcher {
+/** Lambda's throttling error (Invoke API: 429 TooManyRequestsException). */
+const THROTTLED_PAYLOAD = (reserved: boolean) => JSON.stringify({
+  errorType: 'TooManyRequestsException',
+  errorMessage: 'Rate Exceeded.',
+  Reason: reserved ? 'ReservedFunctionConcurrentInvocationLimitExceeded' : 'ConcurrentInvocationLimitExceeded',
+});
+
+export class FunctionDispatcher implements CapacityMember {
+  /** Idle instances; the most recently used last. */
   private readonly idle: Instance[] = [];
   private readonly all = new Set<Instance>();
-  private readonly queue: Pending[] = [];
+  private queue: Pending[] = [];
   private starting = 0;
+  private busy = 0;
+  private peak = 0;
+  private throttledCount = 0;
   private generation = 0;
   private readonly generationOf = new WeakMap<Instance, number>();
-  private readonly sweeper: NodeJS.Timeout;
+  private readonly ticker: NodeJS.Timeout;
+  private queueTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private readonly now: () => number;
+  private policy: ScalingPolicy;
 
   constructor(public spec: FunctionSpec, private options: DispatcherOptions) {
-    this.sweeper = setInterval(() => this.retireIdle(), Math.min(1000, options.keepAliveMs)).unref();
+    this.now = options.now ?? Date.now;
+    this.policy = policyOf(options);
+    options.capacity?.join(this);
+    // The ticker retires idle instances past the keep-alive and keeps the minimum.
+    this.ticker = setInterval(() => this.scale(), Math.max(50, Math.min(1000, options.keepAliveMs / 2))).unref();
+    if (this.policy.minInstances > 0) this.scale();
   }
 
   /**
    * Runs one invocation and resolves with its result; never rejects. The
-   * outcome is one of `ok`, `error`, `timeout`, `oom`, `crashed`, `init_error`.
+   * outcome is one of `ok`, `error`, `timeout`, `oom`, `crashed`,
+   * `init_error` or `throttled`.
    */
   invoke(request: InvokeRequest): Promise<InvocationResult> {
     const requestId = request.requestId ?? newRequestId();
     return new Promise((resolve) => {
-      const pending: Pending = { request, requestId, resolve };
+      const pending: Pending = { request, requestId, resolve, at: this.now() };
       const inst = this.idle.pop();
       if (inst) { this.run(inst, pending); return; }
       this.queue.push(pending);
-      if (this.starting < this.queue.length && this.all.size < this.options.maxInstances) this.startInstance();
+      this.scale();
     });
   }
 
   /** New invocations get new code: idle instances retire now, busy ones when they finish. */
-  reload(spec: FunctionSpec, launch: () => InstanceLaunch): void {
+  reload(spec: FunctionSpec, launch: () => InstanceLaunch, limits?: { maxInstances: number; minInstances?: number }): void {
     this.spec = spec;
-    this.options = { ...this.options, launch };
+    this.options = { ...this.options, launch, ...limits };
+    this.policy = policyOf(this.options);
     this.generation++;
-    for (const inst of this.idle.splice(0)) inst.retire();
+    for (const inst of this.idle.splice(0)) this.retire(inst);
+    this.scale();
   }
 
   stats(): DispatcherStats {
-    let busy = 0;
-    for (const i of this.all) if (i.state === 'busy') busy++;
-    return { instances: this.all.size, starting: this.starting, busy, idle: this.idle.length, queued: this.queue.length };
+    return {
+      instances: this.all.size, starting: this.starting, busy: this.busy, idle: this.idle.length,
+      queued: this.queue.length, peakInstances: this.peak, throttled: this.throttledCount,
+    };
   }
 
-  /** Stops every instance; in-flight invocations end as `crashed`, queued ones are answered as throttled-free errors. */
+  /** Stops every instance; queued invocations are answered with an error. */
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.sweeper);
+    clearInterval(this.ticker);
+    if (this.queueTimer) clearTimeout(this.queueTimer);
+    this.options.capacity?.leave(this);
     const exits = [...this.all].map((i) => new Promise<void>((r) => { i.onExited(r); i.kill('retire'); }));
     for (const p of this.queue.splice(0)) p.resolve(this.platformResult(p.requestId, 'crashed', 'Nimbus.ShuttingDown', 'The platform is shutting down'));
     await Promise.all(exits);
   }
 
-  // ---- internals ----------------------------------------------------------
+  // ---- CapacityMember -------------------------------------------------------
+
+  oldestIdleMs(): number | undefined { return this.idle[0]?.lastUsedMs; }
+  idleMB(): number { return this.idle.length * this.spec.memorySize; }
+  retireOldestIdle(): number {
+    const inst = this.idle.shift();
+    if (!inst) return 0;
+    this.retire(inst);
+    return this.spec.memorySize;
+  }
+  onCapacityFreed(): void {
+    if (this.queue.length > 0) this.scale();
+  }
+
+  // ---- internals ------------------------------------------------------------
+
+  /** Asks the scaler what to do now and does it. */
+  private scale(): void {
+    if (this.closed) return;
+    const now = this.now();
+    const capacity = this.options.capacity;
+    const d = decide(this.policy, {
+      starting: this.starting,
+      busy: this.busy,
+      idleSince: this.idle.map((i) => i.lastUsedMs),
+      queued: this.queue.length,
+      queuedSince: this.queue.map((p) => p.at),
+      hostRoom: capacity ? capacity.room(this.spec.memorySize) : undefined,
+    }, now);
+    if (d.retire.length) {
+      const doomed = new Set(d.retire.map((i) => this.idle[i]));
+      for (let i = this.idle.length - 1; i >= 0; i--) if (doomed.has(this.idle[i])) this.idle.splice(i, 1);
+      for (const inst of doomed) this.retire(inst);
+    }
+    if (d.throttle > 0) {
+      const covered = this.idle.length + this.starting + d.start;
+      const throttled = this.queue.splice(covered, d.throttle);
+      this.throttledCount += throttled.length;
+      const payload = THROTTLED_PAYLOAD(this.spec.reservedConcurrency !== undefined);
+      for (const p of throttled) {
+        p.resolve({ requestId: p.requestId, outcome: 'throttled', payload, durationMs: 0, billedDurationMs: 0, logs: '' });
+      }
+    }
+    for (let i = 0; i < d.start; i++) {
+      if (capacity && !capacity.tryReserve(this.spec.memorySize)) break;
+      this.startInstance();
+    }
+    this.armQueueTimer(now);
+  }
+
+  /** Wakes the scaler when the oldest waiting invocation reaches its wait limit. */
+  private armQueueTimer(now: number): void {
+    if (this.queueTimer) { clearTimeout(this.queueTimer); this.queueTimer = null; }
+    if (this.queue.length === 0) return;
+    const due = this.queue[0].at + this.policy.maxQueueWaitMs - now;
+    this.queueTimer = setTimeout(() => { this.queueTimer = null; this.scale(); }, Math.max(10, due));
+    this.queueTimer.unref();
+  }
 
   private startInstance(): void {
     this.starting++;
@@ -109,21 +213,26 @@ export class FunctionDispatcher {
       launch = this.options.launch();
     } catch (e) {
       this.starting--;
+      this.options.capacity?.release(this.spec.memorySize);
       const p = this.queue.shift();
       if (p) p.resolve(this.platformResult(p.requestId, 'init_error', 'Runtime.Unavailable', (e as Error).message));
       return;
     }
-    const inst = Instance.start(launch, this.options.limits);
+    const inst = (this.options.startInstance ?? Instance.start)(launch, this.options.limits);
     this.all.add(inst);
+    if (this.all.size > this.peak) this.peak = this.all.size;
     this.generationOf.set(inst, this.generation);
     inst.onExited(() => {
       this.all.delete(inst);
       const at = this.idle.indexOf(inst);
       if (at >= 0) this.idle.splice(at, 1);
+      if (!this.retiring.delete(inst)) this.options.capacity?.release(this.spec.memorySize);
+      if (this.queue.length > 0) this.scale();
     });
     void inst.ready.then((init) => {
       this.starting--;
       if (!init.ok) {
+        // Lambda runs init again for the next invocation; this one gets the init error.
         const p = this.queue.shift();
         const logs = inst.takeIdleLogs();
         if (p) {
@@ -132,14 +241,25 @@ export class FunctionDispatcher {
         } else if (logs) {
           this.options.onLog?.(this.spec, logs);
         }
-        if (this.starting < this.queue.length && !this.closed) this.startInstance();
+        this.scale();
         return;
       }
       this.release(inst);
     });
   }
 
+  /** Instances retired on purpose: their memory was given back already. */
+  private readonly retiring = new Set<Instance>();
+
+  private retire(inst: Instance): void {
+    if (this.retiring.has(inst)) return;
+    this.retiring.add(inst);
+    this.options.capacity?.release(this.spec.memorySize);
+    inst.retire();
+  }
+
   private run(inst: Instance, p: Pending): void {
+    this.busy++;
     // The first invocation of an instance is its cold start and reports the init duration.
     const initDurationMs = inst.invocations === 0 ? inst.initDurationMs : undefined;
     const spec = this.spec;
@@ -153,6 +273,7 @@ export class FunctionDispatcher {
       invokedFunctionArn: p.request.invokedFunctionArn,
       onLog: (text) => { logs += text; },
     }).then((answer) => {
+      this.busy--;
       this.finish(p, logs, { ...answer, initDurationMs }, true);
       this.release(inst);
     });
@@ -161,13 +282,19 @@ export class FunctionDispatcher {
   /** An instance that is free again: serve the queue, or park it. */
   private release(inst: Instance): void {
     if (inst.state !== 'idle') return;
-    if (this.closed || this.generationOf.get(inst) !== this.generation) { inst.retire(); this.maybeStartForQueue(); return; }
+    if (this.closed || this.generationOf.get(inst) !== this.generation) {
+      this.retire(inst);
+      if (this.queue.length > 0) this.scale();
+      return;
+    }
     const next = this.queue.shift();
-    if (next) this.run(inst, next); else this.idle.push(inst);
-  }
-
-  private maybeStartForQueue(): void {
-    if (!this.closed && this.starting < this.queue.length && this.all.size < this.options.maxInstances) this.startInstance();
+    if (next) {
+      this.run(inst, next);
+      this.armQueueTimer(this.now());
+    } else {
+      inst.lastUsedMs = this.now();
+      this.idle.push(inst);
+    }
   }
 
   private finish(
@@ -204,17 +331,16 @@ export class FunctionDispatcher {
       payload: JSON.stringify({ errorType, errorMessage: message }),
     };
   }
+}
 
-  private retireIdle(): void {
-    const now = Date.now();
-    for (let i = this.idle.length - 1; i >= 0; i--) {
-      const inst = this.idle[i];
-      if (now - inst.lastUsedMs >= this.options.keepAliveMs) {
-        this.idle.splice(i, 1);
-        inst.retire();
-      }
-    }
-  }
+function policyOf(o: DispatcherOptions): ScalingPolicy {
+  return {
+    minInstances: Math.min(o.minInstances ?? 0, o.maxInstances),
+    maxInstances: o.maxInstances,
+    keepAliveMs: o.keepAliveMs,
+    maxQueued: o.maxQueued ?? 100,
+    maxQueueWaitMs: o.maxQueueWaitMs ?? 3000,
+  };
 }
 
 function errorTypeOf(payload: string): string {

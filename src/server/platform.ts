@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import type { FunctionSpec, InvocationResult, ServiceSpec } from '../core/index.js';
 import { loadServiceConfig } from '../config/index.js';
-import { FunctionDispatcher } from '../invoke/index.js';
+import { totalmem } from 'node:os';
+import { Capacity, FunctionDispatcher } from '../invoke/index.js';
 import {
   detectHostRuntimes, detectLimitEnforcer, functionArn, launchFor, prepareModule, runtimeVersionWarning,
   type HostRuntimes, type LimitEnforcer,
@@ -24,6 +25,12 @@ export interface PlatformOptions {
   readonly keepAliveMs?: number;
   /** Most instances per function when no reservedConcurrency is set (the account limit, default 1000). */
   readonly accountConcurrency?: number;
+  /** Share of host memory (0–1) the sum of live instances' memorySize may use (default 0.8). */
+  readonly hostMemoryShare?: number;
+  /** Most invocations of one function waiting for an instance at a limit (default 100). */
+  readonly maxQueued?: number;
+  /** Longest wait for an instance at a limit before an invocation is throttled, ms (default 3000). */
+  readonly maxQueueWaitMs?: number;
   /** Python command to resolve once (default `python3`). */
   readonly pythonCommand?: string;
   /** Where TypeScript bundles go (default `<service dir>/.nimbus/build`). */
@@ -42,12 +49,14 @@ export class Platform {
   spec!: ServiceSpec;
   readonly host: HostRuntimes;
   readonly limits: LimitEnforcer;
+  readonly capacity: Capacity;
   private readonly dispatchers = new Map<string, FunctionDispatcher>();
   private byName = new Map<string, string>();
 
   constructor(private readonly options: PlatformOptions) {
     this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv);
     this.limits = options.limits ?? detectLimitEnforcer();
+    this.capacity = new Capacity(Math.floor((totalmem() / (1024 * 1024)) * (options.hostMemoryShare ?? 0.8)));
   }
 
   /** Reads the config and prepares every function. Throws NimbusError on bad config or code. */
@@ -117,15 +126,21 @@ export class Platform {
       let seq = 0;
       const launch = () => launchFor(f, this.host, modules.get(f.key), `${f.key}-${++seq}`);
       const existing = this.dispatchers.get(f.key);
+      const maxInstances = f.reservedConcurrency ?? this.options.accountConcurrency ?? 1000;
+      const minInstances = f.provisionedConcurrency ?? 0;
       if (existing) {
-        existing.reload(f, launch);
+        existing.reload(f, launch, { maxInstances, minInstances });
         continue;
       }
       this.dispatchers.set(f.key, new FunctionDispatcher(f, {
-        maxInstances: f.reservedConcurrency ?? this.options.accountConcurrency ?? 1000,
+        maxInstances,
+        minInstances,
         keepAliveMs: this.options.keepAliveMs ?? 5 * 60_000,
+        maxQueued: this.options.maxQueued,
+        maxQueueWaitMs: this.options.maxQueueWaitMs,
         launch,
         limits: this.limits,
+        capacity: this.capacity,
         onLog: (s, text) => this.options.log(text, s),
       }));
     }

@@ -1,0 +1,128 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decide, type ScalingPolicy, type ScalingStats } from './scaler.js';
+
+const policy: ScalingPolicy = { minInstances: 0, maxInstances: 10, keepAliveMs: 60_000, maxQueued: 5, maxQueueWaitMs: 1000 };
+const stats = (over: Partial<ScalingStats> = {}): ScalingStats => ({ starting: 0, busy: 0, idleSince: [], queued: 0, queuedSince: [], ...over });
+const T0 = 1_700_000_000_000;
+
+/** A manual clock: a simulated function whose instances start and go idle as the test says. */
+class Sim {
+  now = T0;
+  starting = 0;
+  busy = 0;
+  idle: number[] = [];
+  queue: number[] = [];
+  constructor(public p: ScalingPolicy) {}
+  step(): ReturnType<typeof decide> {
+    const d = decide(this.p, { starting: this.starting, busy: this.busy, idleSince: [...this.idle], queued: this.queue.length, queuedSince: [...this.queue] }, this.now);
+    this.idle = this.idle.filter((_, i) => !d.retire.includes(i));
+    const covered = this.idle.length + this.starting + d.start;
+    this.queue.splice(covered, d.throttle);
+    this.starting += d.start;
+    return d;
+  }
+  arrive(n: number) { for (let i = 0; i < n; i++) this.queue.push(this.now); }
+  /** Every starting instance becomes ready and takes a queued invocation (or goes idle). */
+  ready() {
+    while (this.starting > 0) {
+      this.starting--;
+      if (this.queue.length) { this.queue.shift(); this.busy++; } else this.idle.push(this.now);
+    }
+  }
+  finishAll() { while (this.busy > 0) { this.busy--; this.idle.push(this.now); } }
+  live() { return this.starting + this.busy + this.idle.length; }
+}
+
+describe('scaler', () => {
+  it('scales out one instance per waiting invocation that nothing covers', () => {
+    assert.deepEqual(decide(policy, stats({ queued: 3, queuedSince: [T0, T0, T0] }), T0), { start: 3, retire: [], throttle: 0, desired: 3 });
+    // The worked example of the docstring: one queued invocation is covered by an instance starting.
+    const d = decide({ ...policy, minInstances: 2 }, stats({ busy: 3, starting: 1, queued: 4, queuedSince: [T0, T0, T0, T0] }), T0);
+    assert.equal(d.start, 3);
+    assert.equal(d.desired, 7);
+  });
+
+  it('shares one scale-up between concurrent arrivals at zero', () => {
+    const sim = new Sim(policy);
+    sim.arrive(4);
+    assert.equal(sim.step().start, 4);
+    sim.arrive(2);
+    assert.equal(sim.step().start, 2, 'only the new arrivals need instances');
+    assert.equal(sim.step().start, 0, 'deciding again starts nothing more');
+    sim.ready();
+    assert.equal(sim.busy, 6);
+  });
+
+  it('absorbs a burst up to the maximum, then queues, then throttles what waits too long', () => {
+    const sim = new Sim(policy);
+    sim.arrive(20);
+    const d = sim.step();
+    assert.equal(d.start, 10);
+    assert.equal(d.throttle, 5, '20 - 10 covered = 10 waiting, the queue holds 5');
+    assert.equal(sim.queue.length, 15);
+    sim.ready();
+    assert.equal(sim.busy, 10);
+    assert.equal(sim.queue.length, 5);
+    sim.now += 999;
+    assert.equal(sim.step().throttle, 0, 'not yet at the wait limit');
+    sim.now += 1;
+    assert.equal(sim.step().throttle, 5, 'waited maxQueueWaitMs');
+    assert.equal(sim.queue.length, 0);
+  });
+
+  it('never throttles invocations that a starting instance will take', () => {
+    const d = decide(policy, stats({ starting: 2, queued: 2, queuedSince: [T0, T0] }), T0 + 60_000);
+    assert.equal(d.throttle, 0);
+    assert.equal(d.start, 0);
+  });
+
+  it('stays within the host memory room', () => {
+    const d = decide(policy, stats({ queued: 6, queuedSince: Array(6).fill(T0), hostRoom: 4 }), T0);
+    assert.equal(d.start, 4);
+    assert.equal(d.throttle, 0);
+    assert.equal(decide(policy, stats({ busy: 4, queued: 2, queuedSince: [T0, T0], hostRoom: 0 }), T0 + 1000).throttle, 2);
+  });
+
+  it('keeps the provisioned minimum warm, with no traffic and after idling', () => {
+    const p = { ...policy, minInstances: 3 };
+    const sim = new Sim(p);
+    assert.equal(sim.step().start, 3);
+    sim.ready();
+    assert.equal(sim.idle.length, 3);
+    sim.now += 10 * 60_000;
+    assert.deepEqual(sim.step().retire, [], 'idle, but needed for the minimum');
+    sim.arrive(5);
+    assert.equal(sim.step().start, 2, 'three idle take three, two more start');
+  });
+
+  it('never exceeds the reserved maximum, even for the minimum', () => {
+    const d = decide({ ...policy, minInstances: 20, maxInstances: 4 }, stats(), T0);
+    assert.equal(d.start, 4);
+    assert.equal(decide({ ...policy, maxInstances: 4 }, stats({ busy: 4, queued: 3, queuedSince: [T0, T0, T0] }), T0).start, 0);
+  });
+
+  it('retires instances idle past the keep-alive, oldest first, and reaches zero', () => {
+    const sim = new Sim(policy);
+    sim.arrive(3);
+    sim.step();
+    sim.ready();
+    sim.finishAll();
+    assert.equal(sim.idle.length, 3);
+    sim.now += 30_000;
+    sim.idle[2] = sim.now; // one of them served again half-way
+    sim.now += 30_000;
+    const d = sim.step();
+    assert.deepEqual(d.retire, [0, 1]);
+    assert.equal(sim.live(), 1);
+    sim.now += 30_000;
+    sim.step();
+    assert.equal(sim.live(), 0, 'scaled to zero');
+    assert.equal(sim.step().desired, 0);
+  });
+
+  it('does not retire while invocations wait', () => {
+    const d = decide(policy, stats({ idleSince: [T0], queued: 1, queuedSince: [T0] }), T0 + 120_000);
+    assert.deepEqual(d.retire, []);
+  });
+});

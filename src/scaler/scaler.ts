@@ -1,0 +1,117 @@
+/**
+ * The scaler: a pure decision of how many instances one function version
+ * should have now, from its settings, what it is doing, and the time. It
+ * does no I/O and reads no clock (knative's `pkg/autoscaler` is the model:
+ * `scale(spec, stats, now)`); the dispatcher acts on the decision.
+ *
+ * The policy is Lambda's: one instance per concurrent invocation, started
+ * as soon as an invocation has none to run on, up to the reserved
+ * concurrency (or the account limit); `provisionedConcurrency` instances are
+ * kept initialised even when idle; an instance idle for longer than the
+ * keep-alive is retired, down to the provisioned minimum or zero.
+ * https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
+ * https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
+ */
+
+/** A function version's scaling settings. */
+export interface ScalingPolicy {
+  /** Instances kept warm even with no traffic (provisioned concurrency, N_min). */
+  readonly minInstances: number;
+  /** Most instances at once (reserved concurrency or the account limit, N_max). */
+  readonly maxInstances: number;
+  /** An instance idle this many ms is retired (unless needed for the minimum). */
+  readonly keepAliveMs: number;
+  /** Most invocations that may wait for an instance; more are throttled. */
+  readonly maxQueued: number;
+  /** Longest an invocation may wait for an instance, in ms, before it is throttled. */
+  readonly maxQueueWaitMs: number;
+}
+
+/** What one function version is doing now. */
+export interface ScalingStats {
+  /** Instances starting (cold starts under way). */
+  readonly starting: number;
+  /** Instances running an invocation. */
+  readonly busy: number;
+  /** For each idle instance, the epoch ms its last invocation ended (or it became ready). */
+  readonly idleSince: readonly number[];
+  /** Invocations waiting for an instance. */
+  readonly queued: number;
+  /** For each waiting invocation, oldest first, the epoch ms it arrived. */
+  readonly queuedSince: readonly number[];
+  /** How many more instances the host's memory budget can take now (see invoke/capacity.ts); unlimited when absent. */
+  readonly hostRoom?: number;
+}
+
+/** What the dispatcher should do now. */
+export interface ScalingDecision {
+  /** Instances to start now. */
+  readonly start: number;
+  /** Indexes into `stats.idleSince` of idle instances to retire now. */
+  readonly retire: readonly number[];
+  /**
+   * How many waiting invocations to throttle now: those right after the ones
+   * an idle or starting instance will take (queue positions
+   * `covered .. covered + throttle - 1`, where covered = idle + starting + start).
+   */
+  readonly throttle: number;
+  /** The instance count this decision aims at (for metrics). */
+  readonly desired: number;
+}
+
+/**
+ * Decides the instance count of one function version.
+ *
+ * Worked example: policy {min 2, max 10, keepAlive 60 s}, stats {busy 3,
+ * idle 0, starting 1, queued 4}: demand = busy + queued = 7, desired =
+ * clamp(7, 2, 10) = 7, live = 3 + 0 + 1 = 4, so start 3 (one queued
+ * invocation is already covered by the instance starting).
+ * With queued 20 instead: desired = 10 (the maximum), start 6; the rest wait
+ * for an instance to free up, and throttle once they waited maxQueueWaitMs.
+ */
+export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number): ScalingDecision {
+  const idle = stats.idleSince.length;
+  const live = stats.busy + idle + stats.starting;
+  const demand = stats.busy + stats.queued;
+  const desired = clamp(Math.max(demand, policy.minInstances), 0, policy.maxInstances);
+
+  // Scale out: every waiting invocation that no idle or starting instance
+  // will take gets an instance of its own, as far as the maximum allows.
+  const room = Math.max(0, Math.min(policy.maxInstances - live, stats.hostRoom ?? Infinity));
+  const uncovered = stats.queued - idle - stats.starting;
+  let start = Math.max(0, Math.min(uncovered, room));
+  // Keep the provisioned minimum.
+  if (live + start < policy.minInstances) start = Math.min(policy.minInstances - live, room);
+
+  // Scale in: idle past the keep-alive, oldest first, never below the minimum,
+  // and never while invocations wait.
+  const retire: number[] = [];
+  if (stats.queued === 0) {
+    let removable = live - policy.minInstances;
+    const order = stats.idleSince.map((t, i) => [t, i] as const).sort((a, b) => a[0] - b[0]);
+    for (const [t, i] of order) {
+      if (removable <= 0 || now - t < policy.keepAliveMs) break;
+      retire.push(i);
+      removable--;
+    }
+  }
+
+  // At a limit (the maximum, or a full host), invocations that have no
+  // instance coming wait in a bounded queue: throttle what waited too long,
+  // or what no longer fits. Invocations covered by a starting instance wait
+  // for it, however long its cold start takes.
+  let throttle = 0;
+  if (start < uncovered) {
+    const covered = idle + stats.starting + start;
+    for (let i = covered; i < stats.queuedSince.length; i++) {
+      if (now - stats.queuedSince[i] >= policy.maxQueueWaitMs) throttle++; else break;
+    }
+    throttle = Math.max(throttle, stats.queued - covered - policy.maxQueued);
+  }
+
+  return { start: Math.max(0, start), retire, throttle, desired };
+}
+
+function clamp(n: number, lo: number, hi: number): number {
+  return Math.min(Math.max(n, lo), hi);
+}
