@@ -21,8 +21,9 @@
  */
 import net from 'node:net';
 import { format } from 'node:util';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
 const INIT = 1, READY = 2, INIT_ERROR = 3, INVOKE = 4, RESULT = 5, ERROR = 6, LOG = 7;
@@ -186,7 +187,13 @@ async function loadHandler(root, spec, modulePath) {
   if (!file) throw withDoc('Runtime.ImportModuleError', `Error: Cannot find module '${moduleName}'`);
   let mod;
   try {
-    mod = await import(pathToFileURL(file).href);
+    // CommonJS loads through require(): no ESM loader or CJS lexer on the cold-start path.
+    if (isCommonJS(file)) {
+      const exported = createRequire(file)(file);
+      mod = { ...Object(exported), default: exported };
+    } else {
+      mod = await import(pathToFileURL(file).href);
+    }
   } catch (e) {
     if (e instanceof SyntaxError) throw withDoc('Runtime.UserCodeSyntaxError', `${e.name}: ${e.message}`, e);
     const err = /** @type {Error} */ (e);
@@ -197,6 +204,23 @@ async function loadHandler(root, spec, modulePath) {
   for (const part of exportPath) fn = fn?.[part] ?? (fn === mod ? mod.default?.[part] : undefined);
   if (typeof fn !== 'function') throw withDoc('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
   return fn;
+}
+
+/**
+ * Whether Node treats `file` as CommonJS: `.cjs`, or `.js` outside a
+ * `"type": "module"` package (the nearest package.json decides).
+ * @param {string} file
+ */
+function isCommonJS(file) {
+  if (file.endsWith('.cjs')) return true;
+  if (!file.endsWith('.js')) return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try { return JSON.parse(readFileSync(pkg, 'utf8')).type !== 'module'; } catch { return true; }
+    }
+    if (dirname(dir) === dir) return true;
+  }
 }
 
 /**

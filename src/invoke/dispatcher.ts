@@ -36,8 +36,8 @@ export interface DispatcherOptions {
   readonly onLog?: (spec: FunctionSpec, text: string) => void;
   /** The clock (epoch ms); injected by tests. */
   readonly now?: () => number;
-  /** Starts an instance; injected by tests (default `Instance.start`). */
-  readonly startInstance?: (launch: InstanceLaunch, limits: LimitEnforcer) => Instance;
+  /** Starts an instance (default `Instance.start` on a new process); the platform passes one that uses its warm pools. */
+  readonly startInstance?: (launch: InstanceLaunch, limits: LimitEnforcer, spec: FunctionSpec) => Instance;
 }
 
 /** One invocation to run. */
@@ -69,6 +69,14 @@ export interface DispatcherStats {
   /** Invocations throttled so far. */
   readonly throttled: number;
 }
+
+/**
+ * Log text kept per invocation: a function printing without end must not eat
+ * the platform's memory. Past the cap, the start and the end are kept.
+ */
+const MAX_LOG_CHARS = 1024 * 1024;
+const LOG_HEAD_CHARS = 64 * 1024;
+const LOG_TAIL_CHARS = 512 * 1024;
 
 /** Lambda's throttling error (Invoke API: 429 TooManyRequestsException). */
 const THROTTLED_PAYLOAD = (reserved: boolean) => JSON.stringify({
@@ -218,7 +226,9 @@ export class FunctionDispatcher implements CapacityMember {
       if (p) p.resolve(this.platformResult(p.requestId, 'init_error', 'Runtime.Unavailable', (e as Error).message));
       return;
     }
-    const inst = (this.options.startInstance ?? Instance.start)(launch, this.options.limits);
+    const inst = this.options.startInstance
+      ? this.options.startInstance(launch, this.options.limits, this.spec)
+      : Instance.start(launch, this.options.limits);
     this.all.add(inst);
     if (this.all.size > this.peak) this.peak = this.all.size;
     this.generationOf.set(inst, this.generation);
@@ -265,15 +275,25 @@ export class FunctionDispatcher implements CapacityMember {
     const spec = this.spec;
     let logs = inst.takeIdleLogs();
     logs += `START RequestId: ${p.requestId} Version: $LATEST\n`;
+    let dropped = 0;
     void inst.invoke({
       requestId: p.requestId,
       event: p.request.event,
       deadlineMs: Date.now() + spec.timeout * 1000,
       timeoutSeconds: spec.timeout,
       invokedFunctionArn: p.request.invokedFunctionArn,
-      onLog: (text) => { logs += text; },
+      onLog: (text) => {
+        logs += text;
+        if (logs.length > MAX_LOG_CHARS) {
+          dropped += logs.length - LOG_HEAD_CHARS - LOG_TAIL_CHARS;
+          logs = logs.slice(0, LOG_HEAD_CHARS) + logs.slice(-LOG_TAIL_CHARS);
+        }
+      },
     }).then((answer) => {
       this.busy--;
+      if (dropped > 0) {
+        logs = `${logs.slice(0, LOG_HEAD_CHARS)}[nimbus: ${dropped} characters of log output dropped; an invocation keeps at most ${MAX_LOG_CHARS}]\n${logs.slice(LOG_HEAD_CHARS)}`;
+      }
       this.finish(p, logs, { ...answer, initDurationMs }, true);
       this.release(inst);
     });

@@ -1,10 +1,11 @@
 /**
  * Function instances: spawn, init handshake, invoke, limits. Knows nothing of HTTP.
  */
-export { Instance, type InstanceLaunch, type InstanceAnswer, type InstanceRequest, type InitResult } from './instance.js';
+export { WarmPool, canUsePool, type PoolRuntime } from './pool.js';
+export { Instance, spawnRuntime, type RuntimeProcess, type InstanceLaunch, type InstanceAnswer, type InstanceRequest, type InitResult } from './instance.js';
 export { detectLimitEnforcer, rssSampling, type LimitEnforcer, type InstanceLimits } from './limits.js';
 export {
-  detectHostRuntimes, runtimeVersionWarning, launchFor, prepareModule, functionArn, instanceEnvironment,
+  detectHostRuntimes, runtimeVersionWarning, launchFor, poolRuntimeFor, prepareModule, functionArn, instanceEnvironment,
   packageRoot, type HostRuntimes,
 } from './runtimes.js';
 export { encodeFrame, FrameReader, FrameType } from './protocol.js';

@@ -60,6 +60,22 @@ export interface InstanceRequest {
 
 type State = 'starting' | 'idle' | 'busy' | 'dead';
 
+/** A runtime process: the child and its control channel (fd 3). */
+export interface RuntimeProcess {
+  readonly child: ChildProcess;
+  readonly channel: Socket;
+}
+
+/** Spawns a runtime process with fd 3 as its control channel; nothing of the parent's environment is inherited. */
+export function spawnRuntime(command: string, args: readonly string[], env: Readonly<Record<string, string>>, cwd: string): RuntimeProcess {
+  const child = spawn(command, args as string[], {
+    cwd,
+    env: env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+  });
+  return { child, channel: child.stdio[3] as Socket };
+}
+
 let sequence = 0;
 
 /**
@@ -72,6 +88,8 @@ export class Instance {
   state: State = 'starting';
   /** Init duration in ms once `ready` resolved. */
   initDurationMs: number | undefined;
+  /** True when the instance started on a pre-warmed runtime process. */
+  readonly prewarmed: boolean;
   /** Epoch ms of the end of the last invocation (for keep-alive decisions). */
   lastUsedMs = Date.now();
   /** Number of invocations this instance served. */
@@ -98,15 +116,14 @@ export class Instance {
   private constructor(
     private readonly launch: InstanceLaunch,
     limitEnforcer: LimitEnforcer,
+    prespawned?: RuntimeProcess,
   ) {
     this.id = `i${process.pid}-${++sequence}`;
     this.ready = new Promise((resolve) => { this.resolveInit = resolve; });
-    this.child = spawn(launch.command, launch.args as string[], {
-      cwd: launch.cwd,
-      env: launch.env as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
-    this.channel = this.child.stdio[3] as Socket;
+    const proc = prespawned ?? spawnRuntime(launch.command, launch.args, launch.env, launch.cwd);
+    this.child = proc.child;
+    this.channel = proc.channel;
+    this.prewarmed = prespawned !== undefined;
     this.limits = this.child.pid !== undefined
       ? safeAttach(limitEnforcer, this.child.pid, this.id, launch.memoryMB)
       : { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
@@ -137,9 +154,13 @@ export class Instance {
     this.channel.write(encodeFrame(FrameType.INIT, JSON.stringify(launch.init)));
   }
 
-  /** Spawns an instance. Never throws: spawn failures resolve `ready` with `ok: false`. */
-  static start(launch: InstanceLaunch, limits: LimitEnforcer): Instance {
-    return new Instance(launch, limits);
+  /**
+   * Starts an instance: on `prespawned` (a generic runtime process from a
+   * warm pool, waiting for INIT) when given, else on a new process. Never
+   * throws: spawn failures resolve `ready` with `ok: false`.
+   */
+  static start(launch: InstanceLaunch, limits: LimitEnforcer, prespawned?: RuntimeProcess): Instance {
+    return new Instance(launch, limits, prespawned);
   }
 
   /**
@@ -205,7 +226,7 @@ export class Instance {
     switch (frame.type) {
       case FrameType.LOG: {
         const text = frame.body.toString('utf8');
-        if (this.current) this.current.request.onLog(text); else this.idleLogs += text;
+        if (this.current) this.current.request.onLog(text); else this.addIdleLog(text);
         return;
       }
       case FrameType.READY:
@@ -268,7 +289,13 @@ export class Instance {
 
   private onRawOutput(d: Buffer): void {
     const text = d.toString('utf8');
-    if (this.current) this.current.request.onLog(text); else this.idleLogs += text;
+    if (this.current) this.current.request.onLog(text); else this.addIdleLog(text);
+  }
+
+  /** Output between invocations is kept for the next one, at most the last 256 KB. */
+  private addIdleLog(text: string): void {
+    this.idleLogs += text;
+    if (this.idleLogs.length > 256 * 1024) this.idleLogs = this.idleLogs.slice(-256 * 1024);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {

@@ -42,6 +42,15 @@ export const PIDS_MAX = 256;
 
 const MB = 1024 * 1024;
 
+/** Lambda gives one full vCPU at 1,769 MB and scales CPU with memory. https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html */
+export const MB_PER_VCPU = 1769;
+const CPU_PERIOD_US = 100_000;
+
+/** CPU quota in µs per 100 ms period for a memory size: 1024 MB → 57,886 µs (0.58 CPU); at least 1 ms. */
+export function cpuQuotaUs(memoryMB: number): number {
+  return Math.max(1000, Math.round((CPU_PERIOD_US * memoryMB) / MB_PER_VCPU));
+}
+
 /**
  * Detects what the host allows and returns the strongest enforcer.
  * `group` names the platform's parent cgroup (one per platform process).
@@ -99,18 +108,19 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
   try {
     const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8');
     if (!/\bmemory\b/.test(controllers) || !writable(root)) return null;
-    writeFileSync(join(root, 'cgroup.subtree_control'), '+memory +pids');
+    const wanted = /\bcpu\b/.test(controllers) ? '+memory +pids +cpu' : '+memory +pids';
+    writeFileSync(join(root, 'cgroup.subtree_control'), wanted);
     sweepStale(root);
     const parent = join(root, group);
     mkdirSync(parent, { recursive: true });
-    writeFileSync(join(parent, 'cgroup.subtree_control'), '+memory +pids');
+    writeFileSync(join(parent, 'cgroup.subtree_control'), wanted);
   } catch {
     return null;
   }
   const parent = join(root, group);
   return {
     kind: 'cgroup-v2',
-    description: `cgroup v2 at ${parent}: memory.max = memorySize, no swap, pids.max = ${PIDS_MAX}`,
+    description: `cgroup v2 at ${parent}: memory.max = memorySize, no swap, pids.max = ${PIDS_MAX}, cpu.max = memorySize / ${MB_PER_VCPU} MB per CPU`,
     attach(pid, instanceId, memoryMB) {
       const dir = join(parent, instanceId);
       mkdirSync(dir);
@@ -118,6 +128,7 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
       trySet(join(dir, 'memory.swap.max'), '0');
       trySet(join(dir, 'memory.oom.group'), '1');
       trySet(join(dir, 'pids.max'), String(PIDS_MAX));
+      trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`);
       writeFileSync(join(dir, 'cgroup.procs'), String(pid));
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
@@ -134,34 +145,31 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
   const pidsRoot = '/sys/fs/cgroup/pids';
   if (!existsSync(join(memRoot, 'memory.limit_in_bytes')) || !writable(memRoot)) return null;
   const memParent = join(memRoot, group);
+  const cpuRoot = '/sys/fs/cgroup/cpu';
   const pidsParent = existsSync(pidsRoot) && writable(pidsRoot) ? join(pidsRoot, group) : null;
+  const cpuParent = existsSync(join(cpuRoot, 'cpu.cfs_quota_us')) && writable(cpuRoot) ? join(cpuRoot, group) : null;
   try {
     mkdirSync(memParent, { recursive: true });
     if (pidsParent) mkdirSync(pidsParent, { recursive: true });
+    if (cpuParent) mkdirSync(cpuParent, { recursive: true });
   } catch {
     return null;
   }
   sweepStale(memRoot);
   if (pidsParent) sweepStale(pidsRoot);
+  if (cpuParent) sweepStale(cpuRoot);
   const swapAccounting = existsSync(join(memParent, 'memory.memsw.limit_in_bytes'));
   return {
     kind: 'cgroup-v1',
-    description: `cgroup v1 at ${memParent}: memory.limit_in_bytes = memorySize${swapAccounting ? ', memsw too' : ''}${pidsParent ? `, pids.max = ${PIDS_MAX}` : ''}`,
+    description: `cgroup v1 at ${memParent}: memory.limit_in_bytes = memorySize${swapAccounting ? ', memsw too' : ''}${pidsParent ? `, pids.max = ${PIDS_MAX}` : ''}${cpuParent ? `, cpu quota = memorySize / ${MB_PER_VCPU} MB per CPU` : ''}`,
     attach(pid, instanceId, memoryMB) {
       const mem = join(memParent, instanceId);
       mkdirSync(mem);
       writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMB * MB));
       if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
       writeFileSync(join(mem, 'cgroup.procs'), String(pid));
-      let pids: string | null = null;
-      if (pidsParent) {
-        pids = join(pidsParent, instanceId);
-        try {
-          mkdirSync(pids);
-          writeFileSync(join(pids, 'pids.max'), String(PIDS_MAX));
-          writeFileSync(join(pids, 'cgroup.procs'), String(pid));
-        } catch { pids = null; }
-      }
+      const pids = pidsParent ? joinGroup(pidsParent, instanceId, pid, { 'pids.max': String(PIDS_MAX) }) : null;
+      const cpu = cpuParent ? joinGroup(cpuParent, instanceId, pid, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': String(cpuQuotaUs(memoryMB)) }) : null;
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
         killAll: () => {
@@ -169,10 +177,10 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
             if (p) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
           }
         },
-        release: () => { removeLater(mem); if (pids) removeLater(pids); },
+        release: () => { removeLater(mem); if (pids) removeLater(pids); if (cpu) removeLater(cpu); },
       };
     },
-    close: () => removeAll(pidsParent ? [memParent, pidsParent] : [memParent]),
+    close: () => removeAll([memParent, pidsParent, cpuParent].filter((d): d is string => d !== null)),
   };
 }
 
@@ -200,6 +208,19 @@ export function residentBytes(pid: number): number {
   const statm = readOr(`/proc/${pid}/statm`);
   const pages = Number(statm.split(' ')[1] ?? 0);
   return pages * 4096;
+}
+
+/** Creates a v1 group `parent/name` with `settings`, moves `pid` in; null when the kernel refuses. */
+function joinGroup(parent: string, name: string, pid: number, settings: Record<string, string>): string | null {
+  const dir = join(parent, name);
+  try {
+    mkdirSync(dir);
+    for (const [file, value] of Object.entries(settings)) writeFileSync(join(dir, file), value);
+    writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    return dir;
+  } catch {
+    return null;
+  }
 }
 
 function trySet(path: string, value: string): void {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { NimbusError, type FunctionSpec } from '../core/index.js';
 import type { InstanceLaunch } from './instance.js';
+import type { PoolRuntime } from './pool.js';
 
 /** The repository root (where `runtimes/` lives), found from this file's location. */
 export const packageRoot: string = (() => {
@@ -143,6 +144,18 @@ export async function prepareModule(spec: FunctionSpec, buildDir: string): Promi
 /** Latest modification time (ms) of a file, or 0. */
 export function mtimeMs(file: string): number {
   try { return statSync(file).mtimeMs; } catch { return 0; }
+}
+
+/**
+ * How to start a generic, pre-warmed process of `language` (see pool.ts), or
+ * null when the host has no interpreter for it.
+ */
+export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes): PoolRuntime | null {
+  const interpreter = language === 'node' ? host.node : host.python;
+  if (!interpreter) return null;
+  const env = { PATH: `${dirname(interpreter)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'en_US.UTF-8', TZ: ':UTC' };
+  const bootstrap = join(packageRoot, 'runtimes', language, language === 'node' ? 'bootstrap.mjs' : 'bootstrap.py');
+  return { language, command: interpreter, args: [bootstrap], env, cwd: '/' };
 }
 
 /**

@@ -3,13 +3,13 @@
  * control API together. Only this folder knows every part.
  */
 import { join } from 'node:path';
-import type { FunctionSpec, InvocationResult, ServiceSpec } from '../core/index.js';
+import type { FunctionSpec, InvocationResult, Language, ServiceSpec } from '../core/index.js';
 import { loadServiceConfig } from '../config/index.js';
 import { totalmem } from 'node:os';
 import { Capacity, FunctionDispatcher } from '../invoke/index.js';
 import {
-  detectHostRuntimes, detectLimitEnforcer, functionArn, launchFor, prepareModule, runtimeVersionWarning,
-  type HostRuntimes, type LimitEnforcer,
+  canUsePool, detectHostRuntimes, detectLimitEnforcer, functionArn, Instance, launchFor, poolRuntimeFor, prepareModule,
+  runtimeVersionWarning, WarmPool, type HostRuntimes, type LimitEnforcer,
 } from '../sandbox/index.js';
 
 /** Settings of a platform serving one serverless.yml. */
@@ -31,6 +31,8 @@ export interface PlatformOptions {
   readonly maxQueued?: number;
   /** Longest wait for an instance at a limit before an invocation is throttled, ms (default 3000). */
   readonly maxQueueWaitMs?: number;
+  /** Pre-warmed runtime processes kept per language (default 2; 0 turns the pools off). */
+  readonly warmPoolSize?: number;
   /** Python command to resolve once (default `python3`). */
   readonly pythonCommand?: string;
   /** Where TypeScript bundles go (default `<service dir>/.nimbus/build`). */
@@ -52,6 +54,7 @@ export class Platform {
   readonly capacity: Capacity;
   private readonly dispatchers = new Map<string, FunctionDispatcher>();
   private byName = new Map<string, string>();
+  private readonly pools = new Map<Language, WarmPool>();
 
   constructor(private readonly options: PlatformOptions) {
     this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv);
@@ -104,6 +107,8 @@ export class Platform {
   async close(): Promise<void> {
     await Promise.all([...this.dispatchers.values()].map((d) => d.close()));
     this.dispatchers.clear();
+    for (const p of this.pools.values()) p.close();
+    this.pools.clear();
     if (!this.options.limits) await this.limits.close();
   }
 
@@ -116,8 +121,20 @@ export class Platform {
     return modules;
   }
 
+  /** A warm pool for each language the service uses. */
+  private ensurePools(spec: ServiceSpec): void {
+    const size = this.options.warmPoolSize ?? 2;
+    if (size <= 0) return;
+    for (const f of spec.functions) {
+      if (this.pools.has(f.language)) continue;
+      const runtime = poolRuntimeFor(f.language, this.host);
+      if (runtime) this.pools.set(f.language, new WarmPool(runtime, size));
+    }
+  }
+
   private apply(spec: ServiceSpec, modules: Map<string, string | undefined>): void {
     this.spec = spec;
+    this.ensurePools(spec);
     const byName = new Map<string, string>();
     const keep = new Set<string>();
     for (const f of spec.functions) {
@@ -141,6 +158,10 @@ export class Platform {
         launch,
         limits: this.limits,
         capacity: this.capacity,
+        startInstance: (launch, limits, current) => {
+          const pooled = canUsePool(current.environment) ? this.pools.get(current.language)?.take() : undefined;
+          return Instance.start(launch, limits, pooled);
+        },
         onLog: (s, text) => this.options.log(text, s),
       }));
     }
