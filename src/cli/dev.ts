@@ -44,6 +44,7 @@ export function registerDev(program: Command, io: Io, done: (code: number) => vo
       }
       for (const w of server.platform.warnings()) io.err(`${paint(io, 'yellow', 'Warning:')} ${w}\n`);
       io.err(`${paint(io, 'gray', `Limits: ${server.platform.limits.description}`)}\n`);
+      io.err(`${paint(io, 'gray', `Isolation: ${server.platform.isolation.description}`)}\n`);
       io.out(`${paint(io, 'green', `nimbus dev: ${server.spec.service} (stage ${server.spec.stage})`)} at http://${opts.host}:${server.port}\n`);
       for (const line of describeService(server.spec, server.port, server.controlPort, opts.host)) io.out(line + '\n');
       let stopping = false;

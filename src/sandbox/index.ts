@@ -5,7 +5,8 @@ export { WarmPool, canUsePool, type PoolRuntime } from './pool.js';
 export { Instance, spawnRuntime, type RuntimeProcess, type InstanceLaunch, type InstanceAnswer, type InstanceRequest, type InitResult } from './instance.js';
 export { detectLimitEnforcer, rssSampling, type LimitEnforcer, type InstanceLimits } from './limits.js';
 export {
-  detectHostRuntimes, runtimeVersionWarning, launchFor, poolRuntimeFor, prepareModule, functionArn, instanceEnvironment,
+  detectHostRuntimes, runtimeVersionWarning, launchFor, poolRuntimeFor, runtimeReadPaths, prepareModule, functionArn, instanceEnvironment,
   packageRoot, type HostRuntimes,
 } from './runtimes.js';
 export { encodeFrame, FrameReader, FrameType } from './protocol.js';
+export { detectIsolation, NO_ISOLATION, SANDBOX_TASK_ROOT, readableByOthers, type Isolation } from './isolation.js';

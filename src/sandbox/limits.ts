@@ -129,7 +129,7 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
       trySet(join(dir, 'memory.oom.group'), '1');
       trySet(join(dir, 'pids.max'), String(PIDS_MAX));
       trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`);
-      writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+      enter(dir, pid);
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
         killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
@@ -167,7 +167,7 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
       mkdirSync(mem);
       writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMB * MB));
       if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
-      writeFileSync(join(mem, 'cgroup.procs'), String(pid));
+      enter(mem, pid);
       const pids = pidsParent ? joinGroup(pidsParent, instanceId, pid, { 'pids.max': String(PIDS_MAX) }) : null;
       const cpu = cpuParent ? joinGroup(cpuParent, instanceId, pid, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': String(cpuQuotaUs(memoryMB)) }) : null;
       return {
@@ -203,11 +203,44 @@ export function rssSampling(reason: string): LimitEnforcer {
 /** Sampling period of the fallback memory limit, in ms. */
 export const RSS_SAMPLE_MS = 20;
 
+/**
+ * `pid` and all its descendants (a sandboxed instance is bwrap plus the
+ * interpreter it forked), read from /proc/<pid>/task/<tid>/children.
+ */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[] = [];
+    try { tasks = readdirSync(`/proc/${out[i]}/task`); } catch { continue; }
+    for (const t of tasks) {
+      for (const c of readOr(`/proc/${out[i]}/task/${t}/children`).split(' ')) if (c.trim()) out.push(Number(c));
+    }
+  }
+  return out;
+}
+
+/** Moves `pid` and its descendants into the cgroup folder `dir`. */
+function enter(dir: string, pid: number): void {
+  for (const p of processTree(pid)) {
+    try { writeFileSync(join(dir, 'cgroup.procs'), String(p)); } catch (e) { if (p === pid) throw e; }
+  }
+}
+
 /** Resident set size of `pid` in bytes, or 0 when it is gone. */
 export function residentBytes(pid: number): number {
-  const statm = readOr(`/proc/${pid}/statm`);
-  const pages = Number(statm.split(' ')[1] ?? 0);
-  return pages * 4096;
+  let total = 0;
+  for (const p of processTree(pid)) total += Number(readOr(`/proc/${p}/statm`).split(' ')[1] ?? 0) * 4096;
+  return total;
+}
+
+/** Peak resident set (VmHWM) of the largest process under `pid`, in MB, or undefined when gone. */
+export function peakResidentMB(pid: number): number | undefined {
+  let peak = 0;
+  for (const p of processTree(pid)) {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readOr(`/proc/${p}/status`));
+    if (m) peak = Math.max(peak, Number(m[1]));
+  }
+  return peak ? Math.ceil(peak / 1024) : undefined;
 }
 
 /** Creates a v1 group `parent/name` with `settings`, moves `pid` in; null when the kernel refuses. */
@@ -216,7 +249,7 @@ function joinGroup(parent: string, name: string, pid: number, settings: Record<s
   try {
     mkdirSync(dir);
     for (const [file, value] of Object.entries(settings)) writeFileSync(join(dir, file), value);
-    writeFileSync(join(dir, 'cgroup.procs'), String(pid));
+    enter(dir, pid);
     return dir;
   } catch {
     return null;

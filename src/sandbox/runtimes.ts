@@ -3,13 +3,14 @@
  * which bootstrap, which environment, which code file.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { NimbusError, type FunctionSpec } from '../core/index.js';
 import type { InstanceLaunch } from './instance.js';
 import type { PoolRuntime } from './pool.js';
+import { NO_ISOLATION, type Isolation } from './isolation.js';
 
 /** The repository root (where `runtimes/` lives), found from this file's location. */
 export const packageRoot: string = (() => {
@@ -146,28 +147,42 @@ export function mtimeMs(file: string): number {
   try { return statSync(file).mtimeMs; } catch { return 0; }
 }
 
+/** Folders an instance of `language` must read besides its code: the runtime shim and the interpreter's prefix. */
+export function runtimeReadPaths(language: 'node' | 'python', host: HostRuntimes): string[] {
+  const interpreter = language === 'node' ? host.node : host.python;
+  const paths = [join(packageRoot, 'runtimes', language)];
+  if (interpreter) {
+    const prefix = dirname(dirname(realpathSync(interpreter)));
+    if (prefix !== '/usr' && prefix !== '/') paths.push(prefix);
+  }
+  return paths;
+}
+
 /**
- * How to start a generic, pre-warmed process of `language` (see pool.ts), or
- * null when the host has no interpreter for it.
+ * How to start a generic, pre-warmed process of `language` for functions
+ * whose code is in `codeDir` (see pool.ts), or null when the host has no
+ * interpreter for it.
  */
-export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes): PoolRuntime | null {
+export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes, isolation: Isolation, codeDir: string): PoolRuntime | null {
   const interpreter = language === 'node' ? host.node : host.python;
   if (!interpreter) return null;
   const env = { PATH: `${dirname(interpreter)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'en_US.UTF-8', TZ: ':UTC' };
   const bootstrap = join(packageRoot, 'runtimes', language, language === 'node' ? 'bootstrap.mjs' : 'bootstrap.py');
-  return { language, command: interpreter, args: [bootstrap], env, cwd: '/' };
+  const wrapped = isolation.wrap(interpreter, [bootstrap], codeDir, runtimeReadPaths(language, host));
+  return { language, command: wrapped.command, args: wrapped.args, env, cwd: codeDir };
 }
 
 /**
- * Everything needed to start one instance of `spec`.
+ * Everything needed to start one instance of `spec`, sandboxed by `isolation`.
  * @throws NimbusError NIMBUS_ERR_RUNTIME_UNAVAILABLE when the host lacks the interpreter.
  */
-export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: string | undefined, instanceTag: string): InstanceLaunch {
+export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: string | undefined, instanceTag: string, isolation: Isolation = NO_ISOLATION): InstanceLaunch {
   const logStreamName = `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[$LATEST]${instanceTag}`;
-  const env = instanceEnvironment(spec, host, logStreamName);
+  const taskRoot = isolation.inside(spec.codeDir, spec.codeDir);
+  const env = { ...instanceEnvironment(spec, host, logStreamName), LAMBDA_TASK_ROOT: taskRoot };
   const init = {
     handler: spec.handler,
-    taskRoot: spec.codeDir,
+    taskRoot,
     env,
     functionName: spec.name,
     functionVersion: '$LATEST',
@@ -175,24 +190,23 @@ export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: st
     invokedFunctionArn: functionArn(spec),
     logGroupName: `/aws/lambda/${spec.name}`,
     logStreamName,
-    ...(modulePath ? { modulePath } : {}),
+    ...(modulePath ? { modulePath: isolation.inside(modulePath, spec.codeDir) } : {}),
   };
   const initTimeoutMs = 10_000 + spec.timeout * 1000;
+  let interpreter: string;
+  let args: string[];
   if (spec.language === 'node') {
     // V8's heap gets ~90% of the memory size (Lambda does the same); Buffers are held by the memory limit.
     const heapMB = Math.max(64, Math.floor(spec.memorySize * 0.9));
-    return {
-      command: host.node,
-      args: [`--max-old-space-size=${heapMB}`, join(packageRoot, 'runtimes', 'node', 'bootstrap.mjs')],
-      env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs,
-    };
+    interpreter = host.node;
+    args = [`--max-old-space-size=${heapMB}`, join(packageRoot, 'runtimes', 'node', 'bootstrap.mjs')];
+  } else {
+    if (!host.python) {
+      throw new NimbusError('NIMBUS_ERR_RUNTIME_UNAVAILABLE', { language: 'Python', runtime: spec.runtime, reason: 'python3 is not on PATH' });
+    }
+    interpreter = host.python;
+    args = [join(packageRoot, 'runtimes', 'python', 'bootstrap.py')];
   }
-  if (!host.python) {
-    throw new NimbusError('NIMBUS_ERR_RUNTIME_UNAVAILABLE', { language: 'Python', runtime: spec.runtime, reason: 'python3 is not on PATH' });
-  }
-  return {
-    command: host.python,
-    args: [join(packageRoot, 'runtimes', 'python', 'bootstrap.py')],
-    env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs,
-  };
+  const wrapped = isolation.wrap(interpreter, args, spec.codeDir, runtimeReadPaths(spec.language, host));
+  return { command: wrapped.command, args: wrapped.args, env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs };
 }

@@ -3,13 +3,14 @@
  * control API together. Only this folder knows every part.
  */
 import { join } from 'node:path';
-import type { FunctionSpec, InvocationResult, Language, ServiceSpec } from '../core/index.js';
+import type { FunctionSpec, InvocationResult, ServiceSpec } from '../core/index.js';
 import { loadServiceConfig } from '../config/index.js';
 import { totalmem } from 'node:os';
 import { Capacity, FunctionDispatcher } from '../invoke/index.js';
 import {
-  canUsePool, detectHostRuntimes, detectLimitEnforcer, functionArn, Instance, launchFor, poolRuntimeFor, prepareModule,
-  runtimeVersionWarning, WarmPool, type HostRuntimes, type LimitEnforcer,
+  canUsePool, detectHostRuntimes, detectIsolation, detectLimitEnforcer, functionArn, Instance, launchFor, NO_ISOLATION,
+  poolRuntimeFor, prepareModule, runtimeReadPaths, runtimeVersionWarning, WarmPool,
+  type HostRuntimes, type Isolation, type LimitEnforcer,
 } from '../sandbox/index.js';
 
 /** Settings of a platform serving one serverless.yml. */
@@ -31,6 +32,8 @@ export interface PlatformOptions {
   readonly maxQueued?: number;
   /** Longest wait for an instance at a limit before an invocation is throttled, ms (default 3000). */
   readonly maxQueueWaitMs?: number;
+  /** `auto` (default): sandbox instances with bubblewrap where the host allows; `none`: plain child processes. */
+  readonly isolation?: 'auto' | 'none';
   /** Pre-warmed runtime processes kept per language (default 2; 0 turns the pools off). */
   readonly warmPoolSize?: number;
   /** Python command to resolve once (default `python3`). */
@@ -52,9 +55,13 @@ export class Platform {
   readonly host: HostRuntimes;
   readonly limits: LimitEnforcer;
   readonly capacity: Capacity;
+  /** Decided at the first load (it depends on the code folders). */
+  isolation: Isolation = NO_ISOLATION;
+  private isolationDecided = false;
   private readonly dispatchers = new Map<string, FunctionDispatcher>();
   private byName = new Map<string, string>();
-  private readonly pools = new Map<Language, WarmPool>();
+  /** Warm pools by language and code folder (a sandboxed process sees one folder). */
+  private readonly pools = new Map<string, WarmPool>();
 
   constructor(private readonly options: PlatformOptions) {
     this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv);
@@ -117,7 +124,16 @@ export class Platform {
     const modules = new Map<string, string | undefined>();
     for (const f of spec.functions) modules.set(f.key, await prepareModule(f, buildDir));
     // Fail now, not at the first request, when an interpreter is missing.
-    for (const f of spec.functions) launchFor(f, this.host, modules.get(f.key), 'check');
+    if (!this.isolationDecided) {
+      this.isolationDecided = true;
+      const readable = new Set<string>();
+      for (const f of spec.functions) {
+        readable.add(f.codeDir);
+        for (const p of runtimeReadPaths(f.language, this.host)) readable.add(p);
+      }
+      this.isolation = detectIsolation(this.options.isolation ?? 'auto', [...readable]);
+    }
+    for (const f of spec.functions) launchFor(f, this.host, modules.get(f.key), 'check', this.isolation);
     return modules;
   }
 
@@ -126,9 +142,10 @@ export class Platform {
     const size = this.options.warmPoolSize ?? 2;
     if (size <= 0) return;
     for (const f of spec.functions) {
-      if (this.pools.has(f.language)) continue;
-      const runtime = poolRuntimeFor(f.language, this.host);
-      if (runtime) this.pools.set(f.language, new WarmPool(runtime, size));
+      const key = poolKey(f);
+      if (this.pools.has(key)) continue;
+      const runtime = poolRuntimeFor(f.language, this.host, this.isolation, f.codeDir);
+      if (runtime) this.pools.set(key, new WarmPool(runtime, size));
     }
   }
 
@@ -141,7 +158,7 @@ export class Platform {
       keep.add(f.key);
       byName.set(f.name, f.key);
       let seq = 0;
-      const launch = () => launchFor(f, this.host, modules.get(f.key), `${f.key}-${++seq}`);
+      const launch = () => launchFor(f, this.host, modules.get(f.key), `${f.key}-${++seq}`, this.isolation);
       const existing = this.dispatchers.get(f.key);
       const maxInstances = f.reservedConcurrency ?? this.options.accountConcurrency ?? 1000;
       const minInstances = f.provisionedConcurrency ?? 0;
@@ -159,7 +176,7 @@ export class Platform {
         limits: this.limits,
         capacity: this.capacity,
         startInstance: (launch, limits, current) => {
-          const pooled = canUsePool(current.environment) ? this.pools.get(current.language)?.take() : undefined;
+          const pooled = canUsePool(current.environment) ? this.pools.get(poolKey(current))?.take() : undefined;
           return Instance.start(launch, limits, pooled);
         },
         onLog: (s, text) => this.options.log(text, s),
@@ -170,4 +187,8 @@ export class Platform {
     }
     this.byName = byName;
   }
+}
+
+function poolKey(f: FunctionSpec): string {
+  return `${f.language}:${f.codeDir}`;
 }
