@@ -80,6 +80,11 @@ ${fn('plain', '      - httpApi: GET /plain\n')}
 ${fn('boom', '      - http: GET boom\n      - httpApi: GET /boom\n')}
 ${fn('malformed', '      - http: GET malformed\n')}
 ${fn('slow', '      - httpApi: GET /slow\n', '    timeout: 1\n')}
+  slowIntegration:
+    handler: ${handlerModule}.slow
+    timeout: 10
+    events:
+      - http: GET slow-integration
 `;
 }
 
@@ -119,7 +124,10 @@ for (const [lang, runtime, module, file, source] of [
       dir = mkdtempSync(join(tmpdir(), 'nimbus-gw-'));
       writeFileSync(join(dir, file), source);
       writeFileSync(join(dir, 'serverless.yml'), config(runtime, module));
-      server = await DevServer.start({ configPath: join(dir, 'serverless.yml'), env: process.env, port: 0, controlPort: 0, watch: false, log: () => {} });
+      server = await DevServer.start({
+        configPath: join(dir, 'serverless.yml'), env: process.env, port: 0, controlPort: 0, watch: false, log: () => {},
+        integrationTimeoutMs: { REST: 1500, HTTP: 30_000 },
+      });
       port = server.port;
     });
     after(async () => {
@@ -235,10 +243,15 @@ for (const [lang, runtime, module, file, source] of [
       assert.equal((await send(port, 'GET', '/dev/malformed')).status, 502);
     });
 
-    it('a timeout: 504 marked by the platform', async () => {
+    it('a function timeout fails like a function error; API Gateway\'s own integration timeout is a 504', async () => {
       const r = await send(port, 'GET', '/slow');
-      assert.equal(r.status, 504);
-      assert.deepEqual(values(r, 'x-nimbus-error'), ['NIMBUS_ERR_GATEWAY_TIMEOUT']);
+      assert.equal(r.status, 500);
+      assert.equal(r.text, '{"message":"Internal Server Error"}');
+      assert.deepEqual(values(r, 'x-nimbus-error'), ['NIMBUS_ERR_GATEWAY_FUNCTION_TIMEOUT']);
+      const slowRest = await send(port, 'GET', '/dev/slow-integration');
+      assert.equal(slowRest.status, 504);
+      assert.equal(slowRest.text, '{"message": "Endpoint request timed out"}');
+      assert.deepEqual(values(slowRest, 'x-nimbus-error'), ['NIMBUS_ERR_GATEWAY_TIMEOUT']);
     });
 
     it('CORS: the gateway answers a preflight itself, and adds the headers to real responses', async () => {

@@ -75,9 +75,20 @@ export const errorCatalogue = {
     status: 502, fault: 'user',
     message: 'The function failed or returned a malformed response',
   },
+  NIMBUS_ERR_GATEWAY_FUNCTION_TIMEOUT: {
+    status: 502, fault: 'user',
+    message: 'The function ran past its timeout',
+    hint: 'Make the function faster or raise its `timeout:` (seconds).',
+  },
+  NIMBUS_ERR_GATEWAY_MALFORMED_RESPONSE: {
+    status: 502, fault: 'user',
+    message: 'Malformed Lambda proxy response: {reason}',
+    hint: 'Return { statusCode, headers?, body } with body a string (JSON.stringify objects).',
+  },
   NIMBUS_ERR_GATEWAY_TIMEOUT: {
     status: 504, fault: 'user',
-    message: 'The function timed out',
+    message: 'The integration ran past API Gateway\'s limit (29 s REST, 30 s HTTP API)',
+    hint: 'Keep functions behind routes under 29 s; use an asynchronous invocation for longer work.',
   },
   NIMBUS_ERR_GATEWAY_THROTTLED: {
     status: 500, fault: 'user',

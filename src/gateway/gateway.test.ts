@@ -192,8 +192,14 @@ describe('response mapping', () => {
     assert.equal(mapResult(ok(png), { ...rest, binaryMediaTypes: ['image/png'], accept: 'image/png' }).body.toString('base64'), 'iVBORw0KGgo=');
   });
 
-  it('answers 504 for a timeout and 500 for an HTTP API function error', () => {
-    assert.equal(mapResult({ ...ok(null), outcome: 'timeout' }, httpApi).status, 504);
+  it('answers a function timeout like any function error, and logs why a result is malformed', () => {
+    const t = mapResult({ ...ok(null), outcome: 'timeout' }, httpApi);
+    assert.equal(t.status, 500);
+    assert.deepEqual(header(t.headers, 'x-nimbus-error'), ['NIMBUS_ERR_GATEWAY_FUNCTION_TIMEOUT']);
+    assert.equal(mapResult({ ...ok(null), outcome: 'timeout' }, rest).status, 502);
+    assert.equal(mapResult(ok({ body: 'x' }), rest).malformed, 'statusCode is missing');
+    assert.equal(mapResult(ok({ statusCode: 200, body: { a: 1 } }), rest).malformed, 'body must be a string (use JSON.stringify), got an object');
+    assert.equal(mapResult(ok({ statusCode: 200, body: 'fine' }), rest).malformed, undefined);
     const e = mapResult({ ...ok(null), outcome: 'crashed' }, httpApi);
     assert.equal(e.status, 500);
     assert.equal(e.body.toString(), '{"message":"Internal Server Error"}');

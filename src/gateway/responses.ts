@@ -25,6 +25,8 @@ export interface GatewayResponse {
   readonly status: number;
   readonly headers: string[];
   readonly body: Buffer;
+  /** Why the function's result was not a valid proxy response (for the log), when it was not. */
+  readonly malformed?: string;
 }
 
 /** The platform-made responses, by error code (DESIGN.md: marked with `x-nimbus-error`). */
@@ -45,10 +47,15 @@ export const TOO_LARGE = (api: ApiKind): GatewayResponse => platformResponse(
   api === 'REST' ? '{"message":"Request Too Long"}' : '{"message":"Request Entity Too Large"}',
 );
 
-function functionError(api: ApiKind): GatewayResponse {
+function functionError(api: ApiKind, code = 'NIMBUS_ERR_GATEWAY_FUNCTION_ERROR'): GatewayResponse {
   return api === 'REST'
-    ? platformResponse('NIMBUS_ERR_GATEWAY_FUNCTION_ERROR', 502, '{"message": "Internal server error"}')
-    : platformResponse('NIMBUS_ERR_GATEWAY_FUNCTION_ERROR', 500, '{"message":"Internal Server Error"}');
+    ? platformResponse(code, 502, '{"message": "Internal server error"}')
+    : platformResponse(code, 500, '{"message":"Internal Server Error"}');
+}
+
+/** API Gateway's answer to a result it cannot read; `reason` goes to the log. */
+function malformed(api: ApiKind, reason: string): GatewayResponse {
+  return { ...functionError(api, 'NIMBUS_ERR_GATEWAY_MALFORMED_RESPONSE'), malformed: reason };
 }
 
 interface MapOptions {
@@ -64,7 +71,9 @@ interface MapOptions {
 export function mapResult(result: InvocationResult, opts: MapOptions): GatewayResponse {
   switch (result.outcome) {
     case 'ok': break;
-    case 'timeout': return platformResponse('NIMBUS_ERR_GATEWAY_TIMEOUT', 504, '{"message":"Endpoint request timed out"}');
+    // A function that times out has failed like any other (Lambda answers Unhandled);
+    // 504 is for API Gateway's own integration timeout (see server.ts).
+    case 'timeout': return functionError(opts.api, 'NIMBUS_ERR_GATEWAY_FUNCTION_TIMEOUT');
     // API Gateway answers a throttled Lambda (its 429) with a 500, keeping 429 for its own throttling.
     case 'throttled': return opts.api === 'REST'
       ? platformResponse('NIMBUS_ERR_GATEWAY_THROTTLED', 500, '{"message": "Internal server error"}')
@@ -72,19 +81,21 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
     default: return functionError(opts.api);
   }
   let value: unknown;
-  try { value = JSON.parse(result.payload); } catch { return functionError(opts.api); }
+  try { value = JSON.parse(result.payload); } catch { return malformed(opts.api, 'the result is not JSON'); }
 
   const structured = value !== null && typeof value === 'object' && !Array.isArray(value)
     && (opts.version === '1.0' || 'statusCode' in value);
   if (!structured) {
-    if (opts.version === '1.0') return functionError(opts.api);
+    if (opts.version === '1.0') return malformed(opts.api, `the result must be an object with statusCode, got ${describe(value)}`);
     // Payload 2.0 inference: any JSON without statusCode is the body of a 200.
     const body = typeof value === 'string' ? value : result.payload;
     return { status: 200, headers: ['content-type', 'application/json'], body: Buffer.from(body) };
   }
   const r = value as Record<string, unknown>;
   const status = r.statusCode === undefined && opts.version === '1.0' ? NaN : Number(r.statusCode);
-  if (!Number.isInteger(status) || status < 100 || status > 599) return functionError(opts.api);
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    return malformed(opts.api, r.statusCode === undefined ? 'statusCode is missing' : `statusCode must be a whole number from 100 to 599, got ${JSON.stringify(r.statusCode)}`);
+  }
 
   const headers: string[] = [];
   let hasContentType = false;
@@ -96,8 +107,8 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
   };
   const single = r.headers;
   const multi = opts.version === '1.0' ? r.multiValueHeaders : undefined;
-  if (single !== undefined && single !== null && typeof single !== 'object') return functionError(opts.api);
-  if (multi !== undefined && multi !== null && typeof multi !== 'object') return functionError(opts.api);
+  if (single !== undefined && single !== null && typeof single !== 'object') return malformed(opts.api, `headers must be an object, got ${describe(single)}`);
+  if (multi !== undefined && multi !== null && typeof multi !== 'object') return malformed(opts.api, `multiValueHeaders must be an object, got ${describe(multi)}`);
   if (single) for (const [k, v] of Object.entries(single)) add(k, v);
   if (multi) {
     for (const [k, vs] of Object.entries(multi as Record<string, unknown>)) {
@@ -110,13 +121,19 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
   const raw = r.body;
   if (raw === undefined || raw === null) body = Buffer.alloc(0);
   else if (typeof raw !== 'string') {
-    if (opts.api === 'REST') return functionError(opts.api);
+    if (opts.api === 'REST') return malformed(opts.api, `body must be a string (use JSON.stringify), got ${describe(raw)}`);
     body = Buffer.from(JSON.stringify(raw));
   } else if (r.isBase64Encoded === true && decodesBase64(opts, headers)) body = Buffer.from(raw, 'base64');
   else body = Buffer.from(raw);
 
   if (!hasContentType) headers.push('content-type', opts.api === 'REST' ? 'application/json' : 'text/plain; charset=utf-8');
   return { status, headers, body };
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
 }
 
 /** HTTP APIs always decode; REST decodes when the Accept header matches a binary media type. */

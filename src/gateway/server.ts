@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { newRequestId, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
 import { Router, type RouteMatch } from './router.js';
 import { buildEventV1, buildEventV2, type IncomingRequest } from './events.js';
-import { mapResult, NOT_FOUND, TOO_LARGE, type GatewayResponse } from './responses.js';
+import { mapResult, NOT_FOUND, platformResponse, TOO_LARGE, type GatewayResponse } from './responses.js';
 import { isPreflight, preflightResponse, withCorsHeaders } from './cors.js';
 
 /** Largest request payload of a synchronous invocation: 6 MB, as Lambda. https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
@@ -21,6 +21,20 @@ const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /** Runs one invocation of the function with key `functionKey`. */
 export type Invoker = (functionKey: string, event: string) => Promise<InvocationResult>;
+
+/** Settings of the gateway. */
+export interface GatewayOptions {
+  /** Receives problems of a function's responses (e.g. a malformed proxy response), for the dev log. */
+  readonly log?: (functionKey: string, text: string) => void;
+  /** API Gateway's integration timeouts in ms: REST 29,000, HTTP API 30,000 (tests shorten them). */
+  readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
+}
+
+/**
+ * API Gateway stops waiting for an integration after 29 s (REST) or 30 s (HTTP API) and answers 504.
+ * https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
+ */
+export const INTEGRATION_TIMEOUT_MS = { REST: 29_000, HTTP: 30_000 } as const;
 
 /** The routing state of one config; swapped whole on reload. */
 interface RoutingTable {
@@ -48,7 +62,7 @@ export class Gateway {
   private table: RoutingTable;
   private readonly server: http.Server;
 
-  constructor(spec: ServiceSpec, private readonly invoke: Invoker) {
+  constructor(spec: ServiceSpec, private readonly invoke: Invoker, private readonly options: GatewayOptions = {}) {
     this.table = compile(spec);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
   }
@@ -159,10 +173,24 @@ export class Gateway {
       this.send(res, TOO_LARGE(route.api), incoming.method);
       return;
     }
-    const result = await this.invoke(route.functionKey, event);
+    const limitMs = (this.options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS)[route.api];
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      this.invoke(route.functionKey, event),
+      new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), limitMs); }),
+    ]);
+    clearTimeout(timer);
+    if (result === null) {
+      this.options.log?.(route.functionKey, `API Gateway integration timeout: no answer within ${limitMs / 1000} s; the client got 504 (the invocation goes on)\n`);
+      this.send(res, platformResponse('NIMBUS_ERR_GATEWAY_TIMEOUT', 504, '{"message": "Endpoint request timed out"}'), incoming.method);
+      return;
+    }
     let response = mapResult(result, {
       api: route.api, version: route.payloadFormatVersion, binaryMediaTypes: table.binaryMediaTypes, accept: req.headers.accept,
     });
+    if (response.malformed) {
+      this.options.log?.(route.functionKey, `Execution failed due to configuration error: Malformed Lambda proxy response: ${response.malformed}\n`);
+    }
     if (route.api === 'HTTP' && table.httpApiCors) response = withCorsHeaders(table.httpApiCors, req.headers.origin, response);
     response.headers.push(route.api === 'REST' ? 'x-amzn-requestid' : 'apigw-requestid', incoming.requestId);
     this.send(res, response, incoming.method);

@@ -2,8 +2,8 @@
  * `nimbus dev`: one serverless.yml served from its folder, with the gateway,
  * the control API (Invoke API, health) and reload on file change.
  */
-import { watch, type FSWatcher } from 'node:fs';
-import { relative, sep } from 'node:path';
+import { relative } from 'node:path';
+import chokidar, { type FSWatcher } from 'chokidar';
 import type { FunctionSpec, ServiceSpec } from '../core/index.js';
 import { isNimbusError } from '../core/index.js';
 import { Gateway } from '../gateway/index.js';
@@ -18,7 +18,12 @@ export interface DevOptions extends PlatformOptions {
   readonly bind?: string;
   /** Reload on file change (default true). */
   readonly watch?: boolean;
+  /** API Gateway's integration timeouts in ms (default REST 29,000, HTTP API 30,000). */
+  readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
 }
+
+/** What reload does not watch: build output, dependencies, VCS, caches. */
+const IGNORED = /(^|[\\/])(\.nimbus|node_modules|\.git|__pycache__|\.serverless)([\\/]|$)/;
 
 /** A running `nimbus dev`. */
 export class DevServer {
@@ -42,9 +47,21 @@ export class DevServer {
    */
   static async start(options: DevOptions): Promise<DevServer> {
     const platform = new Platform(options);
-    const spec = await platform.load();
+    let spec: ServiceSpec;
+    try {
+      spec = await platform.load();
+    } catch (e) {
+      await platform.close();
+      throw e;
+    }
     let self: DevServer | null = null;
-    const gateway = new Gateway(spec, (key, event) => platform.invoke(key, event));
+    const gateway = new Gateway(spec, (key, event) => platform.invoke(key, event), {
+      log: (key, text) => {
+        const f = platform.find(key);
+        options.log(text, f?.spec);
+      },
+      integrationTimeoutMs: options.integrationTimeoutMs,
+    });
     const control = new ControlServer({
       ready: () => self?.loaded ?? false,
       resolve: (name) => {
@@ -76,32 +93,35 @@ export class DevServer {
 
   /** Stops accepting requests, stops every instance. */
   async close(): Promise<void> {
-    this.watcher?.close();
+    await this.watcher?.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     await Promise.all([this.gateway.close(), this.control.close()]);
     await this.platform.close();
   }
 
+  /**
+   * Watches the service folder with chokidar, which also follows files
+   * replaced by an atomic save (write a temporary file, rename it over).
+   */
   private startWatching(spec: ServiceSpec): void {
-    try {
-      this.watcher = watch(spec.dir, { recursive: true }, (_event, file) => {
-        if (!file) return;
-        const rel = relative(spec.dir, `${spec.dir}${sep}${file}`);
-        if (/(^|[\\/])(\.nimbus|node_modules|\.git|__pycache__)([\\/]|$)/.test(rel)) return;
-        if (this.reloadTimer) clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => void this.reload(rel), 150);
-      });
-      this.watcher.on('error', () => { /* a removed folder: keep serving */ });
-    } catch {
-      this.options.log('file watching is not available here; restart nimbus dev to pick up changes\n');
-    }
+    const ignored = (path: string) => IGNORED.test(relative(spec.dir, path));
+    this.watcher = chokidar.watch(spec.dir, { ignored, ignoreInitial: true, atomic: true });
+    this.watcher.on('all', (_event, path) => {
+      const rel = relative(spec.dir, path);
+      if (this.reloadTimer) clearTimeout(this.reloadTimer);
+      this.reloadTimer = setTimeout(() => void this.reload(rel), 150);
+    });
+    this.watcher.on('error', () => { /* a removed folder: keep serving */ });
   }
 
   private async reload(changed: string): Promise<void> {
     try {
+      const before = describeService(this.platform.spec, this.port, this.controlPort, this.options.bind).join('\n');
       const spec = await this.platform.reload();
       this.gateway.reload(spec);
       this.options.log(`reloaded after a change to ${changed}\n`);
+      const after = describeService(spec, this.port, this.controlPort, this.options.bind).join('\n');
+      if (after !== before) this.options.log(`${after}\n`);
     } catch (e) {
       const msg = isNimbusError(e) ? `${e.message}${e.hint ? `\n  ${e.hint}` : ''}` : String(e);
       this.options.log(`reload failed, still serving the previous version:\n  ${msg}\n`);

@@ -89,6 +89,13 @@ export class Platform {
     for (const f of this.spec.functions) {
       const w = runtimeVersionWarning(f, this.host);
       if (w && !seen.has(w)) { seen.add(w); out.push(w); }
+      // As the Serverless Framework warns: API Gateway stops waiting at 29 s (REST) / 30 s (HTTP API).
+      for (const api of ['REST', 'HTTP'] as const) {
+        const limit = api === 'REST' ? 29 : 30;
+        if (f.timeout > limit && this.spec.routes.some((r) => r.api === api && r.functionKey === f.key)) {
+          out.push(`functions.${f.key}.timeout is ${f.timeout} s, but API Gateway (${api === 'REST' ? 'http' : 'httpApi'} events) answers 504 after ${limit} s`);
+        }
+      }
     }
     return out;
   }
