@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FunctionSpec } from '../src/core/index.js';
 import { FunctionDispatcher } from '../src/invoke/index.js';
-import { detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule, rssSampling, type LimitEnforcer } from '../src/sandbox/index.js';
+import {
+  detectHostRuntimes, detectIsolation, detectLimitEnforcer, launchFor, prepareModule, rssSampling, runtimeReadPaths,
+  type Isolation, type LimitEnforcer,
+} from '../src/sandbox/index.js';
 
 const host = detectHostRuntimes();
 const limits = detectLimitEnforcer();
@@ -22,9 +25,9 @@ function spec(handler: string, over: Partial<FunctionSpec> = {}): FunctionSpec {
   };
 }
 
-async function dispatcher(s: FunctionSpec, keepAliveMs = 60_000, enforcer: LimitEnforcer = limits): Promise<FunctionDispatcher> {
+async function dispatcher(s: FunctionSpec, keepAliveMs = 60_000, enforcer: LimitEnforcer = limits, isolation?: Isolation): Promise<FunctionDispatcher> {
   const modulePath = await prepareModule(s, join(dir, '.build'));
-  const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs, launch: () => launchFor(s, host, modulePath, 't'), limits: enforcer });
+  const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs, launch: () => launchFor(s, host, modulePath, 't', isolation), limits: enforcer });
   dispatchers.push(d);
   return d;
 }
@@ -46,6 +49,13 @@ exports.logs = async () => { console.log('one'); console.error('two', { a: 1 });
 exports.cb = (event, context, callback) => { setTimeout(() => console.log('late'), 300); callback(null, 'done'); };
 exports.cbNoWait = (event, context, callback) => { context.callbackWaitsForEmptyEventLoop = false; setTimeout(() => {}, 300); callback(null, 'fast'); };
 exports.undef = async () => undefined;
+exports.sandbox = async () => {
+  const fs = require('fs');
+  let write;
+  try { fs.writeFileSync(__dirname + '/x', '1'); write = 'ok'; } catch (e) { write = e.code; }
+  fs.writeFileSync('/tmp/mine', '1');
+  return { cwd: process.cwd(), dirname: __dirname, write, tmp: fs.readdirSync('/tmp'), seesHostHome: fs.existsSync('/root'), pid: process.pid };
+};
 `);
   writeFileSync(join(dir, 'esm.mjs'), 'export const handler = async (e) => ({ esm: true, e });\n');
   writeFileSync(join(dir, 'broken.js'), 'exports.handler = async () => {;\n  return 1 +;\n');
@@ -221,5 +231,37 @@ describe('node runtime behaviour', () => {
     const r = await d.invoke({ event: '{}' });
     assert.equal(JSON.parse(r.payload).count, 1);
     assert.ok(r.initDurationMs !== undefined);
+  });
+});
+
+describe('sandboxed instances (bubblewrap)', () => {
+  const isolation = () => detectIsolation('auto', [dir, ...runtimeReadPaths('node', host), ...runtimeReadPaths('python', host)]);
+
+  it('run with the code read-only at /var/task, a private /tmp, and their own pid namespace', async (t) => {
+    const iso = isolation();
+    if (iso.kind !== 'bwrap') { t.skip(`no bubblewrap here: ${iso.description}`); return; }
+    const d = await dispatcher(spec('node.sandbox'), 60_000, limits, iso);
+    const r = JSON.parse((await d.invoke({ event: '{}' })).payload);
+    assert.equal(r.cwd, '/var/task');
+    assert.equal(r.dirname, '/var/task');
+    assert.equal(r.write, 'EROFS');
+    assert.deepEqual(r.tmp, ['mine']);
+    assert.equal(r.seesHostHome, false);
+    assert.ok(r.pid < 10, `pid ${r.pid} is in a new pid namespace`);
+    const env = JSON.parse((await (await dispatcher(spec('node.env'), 60_000, limits, iso)).invoke({ event: '{}' })).payload).env;
+    assert.equal(env.LAMBDA_TASK_ROOT, '/var/task');
+    assert.equal(env.GREETING, 'hello');
+  });
+
+  it('report crashes and memory kills through the wrapper as Lambda does', async (t) => {
+    const iso = isolation();
+    if (iso.kind !== 'bwrap') { t.skip(`no bubblewrap here: ${iso.description}`); return; }
+    const crash = await (await dispatcher(spec('node.crash'), 60_000, limits, iso)).invoke({ event: '{"crash":true}' });
+    assert.match(JSON.parse(crash.payload).errorMessage, /Runtime exited with error: exit status 3$/);
+    for (const handler of ['node.hog', 'py_app.hog']) {
+      const hog = await (await dispatcher(spec(handler, { memorySize: 128, timeout: 30 }), 60_000, limits, iso)).invoke({ event: '{}' });
+      assert.equal(hog.outcome, 'oom', handler);
+      assert.match(JSON.parse(hog.payload).errorMessage, /Runtime exited with error: signal: killed$/, handler);
+    }
   });
 });

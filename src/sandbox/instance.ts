@@ -8,6 +8,7 @@
  * https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Outcome } from '../core/index.js';
 import { FrameReader, FrameType, encodeFrame, type Frame } from './protocol.js';
@@ -27,6 +28,11 @@ export interface InstanceLaunch {
   readonly memoryMB: number;
   /** Longest time the init phase may take, in ms (Lambda: 10 s). */
   readonly initTimeoutMs: number;
+  /**
+   * True when `command` is a sandbox wrapper (bwrap) around the interpreter:
+   * the wrapper reports the interpreter's death by a signal N as exit status 128 + N.
+   */
+  readonly wrapped?: boolean;
 }
 
 /** How an instance's init ended. */
@@ -301,6 +307,11 @@ export class Instance {
   private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     if (this.exited) return;
     this.exited = true;
+    if (this.launch.wrapped && code !== null && code > 128 && code < 160) {
+      const number = code - 128;
+      signal = (Object.entries(osConstants.signals).find(([, n]) => n === number)?.[0] ?? null) as NodeJS.Signals | null;
+      if (signal) code = null;
+    }
     const oom = this.killedByPlatform === 'memory' || this.limits.wasOomKilled() || /JavaScript heap out of memory/.test(this.stderrTail);
     const how = error ? `spawn error: ${error.message}`
       : signal ? `signal: ${signalName(signal)}`

@@ -208,5 +208,8 @@ export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: st
     args = [join(packageRoot, 'runtimes', 'python', 'bootstrap.py')];
   }
   const wrapped = isolation.wrap(interpreter, args, spec.codeDir, runtimeReadPaths(spec.language, host));
-  return { command: wrapped.command, args: wrapped.args, env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs };
+  return {
+    command: wrapped.command, args: wrapped.args, env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs,
+    wrapped: isolation.kind !== 'none',
+  };
 }
