@@ -184,11 +184,11 @@ describe('examples/seed-api (Python, REST API)', () => {
     });
   }
 
-  it('only POST /dev/process is routed', async () => {
+  it('only POST /dev/process is routed: a REST API answers other methods 403 Missing Authentication Token', async () => {
     const r = await request(url);
-    assert.equal(r.status, 404);
-    assert.equal(r.text, '{"message":"Not Found"}');
-    assert.equal(r.headers.get('x-nimbus-error'), 'NIMBUS_ERR_GATEWAY_NOT_FOUND');
+    assert.equal(r.status, 403);
+    assert.equal(r.text, '{"message":"Missing Authentication Token"}');
+    assert.equal(r.headers.get('x-nimbus-error'), 'NIMBUS_ERR_GATEWAY_MISSING_TOKEN');
   });
 });
 

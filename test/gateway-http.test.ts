@@ -280,13 +280,18 @@ for (const [lang, runtime, module, file, source] of [
       assert.equal(rest.text, '{"message":"Request Too Long"}');
     });
 
-    it('HEAD gets the headers and no body; unknown routes 404', async () => {
+    it('HEAD gets the headers and no body; unknown routes: HTTP API 404, REST 403 Missing Authentication Token', async () => {
       const head = await send(port, 'HEAD', '/plain');
       assert.equal(head.status, 200);
       assert.equal(head.body.length, 0);
-      const nf = await send(port, 'GET', '/dev/nothing');
+      const nf = await send(port, 'GET', '/nothing');
       assert.equal(nf.status, 404);
       assert.equal(nf.text, '{"message":"Not Found"}');
+      const rest = await send(port, 'GET', '/dev/nothing');
+      assert.equal(rest.status, 403);
+      assert.equal(rest.text, '{"message":"Missing Authentication Token"}');
+      const wrongMethod = await send(port, 'POST', '/dev/cookies');
+      assert.equal(wrongMethod.status, 403);
     });
   });
 }

@@ -154,10 +154,14 @@ async function onInit(header) {
   process.chdir(header.taskRoot);
   const started = performance.now();
   try {
+    // A bundled TypeScript handler carries an inline source map: stack traces name the .ts lines.
+    if (header.modulePath) process.setSourceMapsEnabled(true);
     handler = await loadHandler(header.taskRoot, header.handler, header.modulePath);
   } catch (e) {
     const doc = /** @type {any} */ (e).lambdaDoc ?? errorDocument(e, 'Runtime.ImportModuleError');
-    console.error(`${doc.errorType}: ${doc.errorMessage}`);
+    // Where it went wrong (file:line of a syntax error), for the person reading the log.
+    const where = Array.isArray(doc.trace) ? doc.trace.slice(0, 3).join('\n') : '';
+    console.error(`${doc.errorType}: ${doc.errorMessage}${where ? `\n${where}` : ''}`);
     send(INIT_ERROR, '{}', serialiseError(doc));
     channel.end(() => process.exit(1));
     return;
@@ -202,7 +206,10 @@ async function loadHandler(root, spec, modulePath) {
   /** @type {any} */
   let fn = mod;
   for (const part of exportPath) fn = fn?.[part] ?? (fn === mod ? mod.default?.[part] : undefined);
-  if (typeof fn !== 'function') throw withDoc('Runtime.HandlerNotFound', `${spec} is undefined or not exported`);
+  if (typeof fn !== 'function') {
+    const names = Object.keys(mod).filter((k) => k !== 'default' && typeof mod[k] === 'function');
+    throw withDoc('Runtime.HandlerNotFound', `${spec} is undefined or not exported${names.length ? ` (the module exports: ${names.join(', ')})` : ''}`);
+  }
   return fn;
 }
 

@@ -36,7 +36,7 @@ export const errorCatalogue = {
   NIMBUS_ERR_CONFIG_VARIABLE: {
     status: 400, fault: 'user',
     message: '{file}:{line}: {path}: cannot resolve variable {variable}: {reason}',
-    hint: 'Define what the variable refers to, or give it a default: ${env:NAME, \'default\'}.',
+    hint: 'Define what the variable refers to (pass --stage for ${opt:stage}, set the environment variable for ${env:NAME}, add the key for ${self:...}), or give it a default: ${opt:stage, \'dev\'}.',
   },
   NIMBUS_ERR_CONFIG_RUNTIME: {
     status: 400, fault: 'user',
@@ -66,6 +66,11 @@ export const errorCatalogue = {
   NIMBUS_ERR_GATEWAY_NOT_FOUND: {
     status: 404, fault: 'user',
     message: 'No route for {method} {path}',
+  },
+  NIMBUS_ERR_GATEWAY_MISSING_TOKEN: {
+    status: 403, fault: 'user',
+    message: 'No REST route for {method} {path}',
+    hint: 'REST API (http event) paths start with the stage: /<stage>/<path>. Check the method and path against the routes nimbus dev prints.',
   },
   NIMBUS_ERR_GATEWAY_PAYLOAD_TOO_LARGE: {
     status: 413, fault: 'user',

@@ -39,7 +39,14 @@ export function platformResponse(code: string, status: number, body: string): Ga
   };
 }
 
+/** An HTTP API's answer when no route matches. */
 export const NOT_FOUND = (): GatewayResponse => platformResponse('NIMBUS_ERR_GATEWAY_NOT_FOUND', 404, '{"message":"Not Found"}');
+
+/**
+ * A REST API's answer when no resource or method matches.
+ * https://repost.aws/knowledge-center/api-gateway-authentication-token-errors
+ */
+export const MISSING_TOKEN = (): GatewayResponse => platformResponse('NIMBUS_ERR_GATEWAY_MISSING_TOKEN', 403, '{"message":"Missing Authentication Token"}');
 
 /** 413 as API Gateway words it: REST "Request Too Long", HTTP API "Request Entity Too Large". */
 export const TOO_LARGE = (api: ApiKind): GatewayResponse => platformResponse(

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { newRequestId, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
 import { Router, type RouteMatch } from './router.js';
 import { buildEventV1, buildEventV2, type IncomingRequest } from './events.js';
-import { mapResult, NOT_FOUND, platformResponse, TOO_LARGE, type GatewayResponse } from './responses.js';
+import { mapResult, MISSING_TOKEN, NOT_FOUND, platformResponse, TOO_LARGE, type GatewayResponse } from './responses.js';
 import { isPreflight, preflightResponse, withCorsHeaders } from './cors.js';
 
 /** Largest request payload of a synchronous invocation: 6 MB, as Lambda. https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
@@ -130,7 +130,9 @@ export class Gateway {
     }
     if (!match) {
       drain(req);
-      this.send(res, NOT_FOUND(), method);
+      // A REST API answers an unknown resource or method with 403 "Missing Authentication Token".
+      const underStage = table.rest.routes.length > 0 && (rawPath === table.stagePrefix || rawPath.startsWith(table.stagePrefix + '/'));
+      this.send(res, underStage ? MISSING_TOKEN() : NOT_FOUND(), method);
       return;
     }
     const route = match.route;

@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Outcome } from '../core/index.js';
 import { FrameReader, FrameType, encodeFrame, type Frame } from './protocol.js';
-import { RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer } from './limits.js';
+import { peakResidentMB, RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer } from './limits.js';
 
 /** How to start an instance process. */
 export interface InstanceLaunch {
@@ -281,6 +281,9 @@ export class Instance {
     const seconds = cur.request.timeoutSeconds.toFixed(2);
     const id = cur.request.requestId;
     cur.request.onLog(`${new Date().toISOString()} ${id} Task timed out after ${seconds} seconds\n`);
+    // The runtime never reported its memory for this one: read the peak before the kill.
+    const peak = this.child.pid !== undefined ? peakResidentMB(this.child.pid) : undefined;
+    if (peak) this.maxRssKB = Math.max(this.maxRssKB, peak * 1024);
     this.kill('timeout');
     this.settle('timeout', JSON.stringify({
       errorType: 'Sandbox.Timedout',

@@ -156,7 +156,25 @@ export class Platform {
     }
   }
 
+  /**
+   * The host's AWS credentials, given to functions as Lambda gives its
+   * execution role's (AWS_ACCESS_KEY_ID, …), so SDK calls work in dev; a
+   * function's own `environment:` wins.
+   */
+  private credentials(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']) {
+      const v = this.options.env[k];
+      if (v) out[k] = v;
+    }
+    return out;
+  }
+
   private apply(spec: ServiceSpec, modules: Map<string, string | undefined>): void {
+    const credentials = this.credentials();
+    if (Object.keys(credentials).length) {
+      spec = { ...spec, functions: spec.functions.map((f) => ({ ...f, environment: { ...credentials, ...f.environment } })) };
+    }
     this.spec = spec;
     this.ensurePools(spec);
     const byName = new Map<string, string>();
