@@ -135,8 +135,10 @@ export interface InvocationResult {
   readonly durationMs: number;
   /** Duration rounded up to the next 1 ms, as Lambda bills. */
   readonly billedDurationMs: number;
-  /** Init duration in ms when this invocation caused a cold start. */
+  /** Init duration in ms when this invocation was a cold start (undefined when warm). */
   readonly initDurationMs?: number;
+  /** On a cold start: true when the instance started on a pre-warmed runtime process. */
+  readonly prewarmed?: boolean;
   /** Peak memory of the instance in MB, when known. */
   readonly maxMemoryUsedMB?: number;
   /** The log text written during the invocation, START to REPORT included. */

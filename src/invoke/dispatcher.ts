@@ -294,7 +294,7 @@ export class FunctionDispatcher implements CapacityMember {
       if (dropped > 0) {
         logs = `${logs.slice(0, LOG_HEAD_CHARS)}[nimbus: ${dropped} characters of log output dropped; an invocation keeps at most ${MAX_LOG_CHARS}]\n${logs.slice(LOG_HEAD_CHARS)}`;
       }
-      this.finish(p, logs, { ...answer, initDurationMs }, true);
+      this.finish(p, logs, { ...answer, initDurationMs, prewarmed: initDurationMs !== undefined ? inst.prewarmed : undefined }, true);
       this.release(inst);
     });
   }
@@ -320,7 +320,7 @@ export class FunctionDispatcher implements CapacityMember {
   private finish(
     p: Pending,
     logsSoFar: string,
-    a: { outcome: Outcome; payload: string; durationMs: number; initDurationMs?: number; maxMemoryUsedMB?: number },
+    a: { outcome: Outcome; payload: string; durationMs: number; initDurationMs?: number; maxMemoryUsedMB?: number; prewarmed?: boolean },
     started = false,
   ): void {
     const billed = Math.max(1, Math.ceil(a.durationMs));
@@ -340,6 +340,7 @@ export class FunctionDispatcher implements CapacityMember {
       durationMs: a.durationMs,
       billedDurationMs: billed,
       initDurationMs: a.initDurationMs,
+      prewarmed: a.prewarmed,
       maxMemoryUsedMB: a.maxMemoryUsedMB,
       logs,
     });

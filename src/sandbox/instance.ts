@@ -133,7 +133,7 @@ export class Instance {
     this.limits = this.child.pid !== undefined
       ? safeAttach(limitEnforcer, this.child.pid, this.id, launch.memoryMB)
       : { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
-    if (limitEnforcer.kind === 'rss-sampling' && this.child.pid !== undefined) sampler.watch(this);
+    if (this.child.pid !== undefined) sampler.watch(this, limitEnforcer.kind === 'rss-sampling');
 
     const reader = new FrameReader((f) => this.onFrame(f));
     this.channel.on('data', (chunk: Buffer) => {
@@ -257,6 +257,7 @@ export class Instance {
     if (this.state !== 'starting') return;
     this.state = result.ok ? 'idle' : 'dead';
     this.initDurationMs = result.initDurationMs;
+    if (result.ok) this.limits.startCpuQuota?.();
     if (!result.ok) this.kill('retire');
     this.resolveInit(result);
   }
@@ -348,6 +349,9 @@ export class Instance {
 
   /** @internal for the sampler */
   get memoryLimitBytes(): number { return this.launch.memoryMB * 1024 * 1024; }
+
+  /** @internal for the sampler: the cgroup says the instance is stuck at its memory limit. */
+  atMemoryLimit(): boolean { return this.limits.atMemoryLimit?.() ?? false; }
 }
 
 function safeAttach(enforcer: LimitEnforcer, pid: number, id: string, memoryMB: number): InstanceLimits {
@@ -371,13 +375,18 @@ function signalName(signal: NodeJS.Signals): string {
   }
 }
 
-/** The fallback memory limit: samples resident sets of watched instances. */
+/**
+ * Samples busy instances' memory: without cgroups it is the memory limit
+ * itself (resident set over the memory size, every RSS_SAMPLE_MS); with
+ * cgroups it catches an instance stuck at its limit (every 5 samples).
+ */
 class RssSampler {
-  private readonly watched = new Set<Instance>();
+  private readonly watched = new Map<Instance, boolean>();
   private timer: NodeJS.Timeout | null = null;
+  private tick = 0;
 
-  watch(instance: Instance): void {
-    this.watched.add(instance);
+  watch(instance: Instance, byResidentSet: boolean): void {
+    this.watched.set(instance, byResidentSet);
     if (!this.timer) {
       this.timer = setInterval(() => this.sample(), RSS_SAMPLE_MS);
       this.timer.unref();
@@ -390,9 +399,10 @@ class RssSampler {
   }
 
   private sample(): void {
-    for (const inst of this.watched) {
+    const cgroupTurn = ++this.tick % 5 === 0;
+    for (const [inst, byResidentSet] of this.watched) {
       if (inst.state !== 'busy' || inst.pid === undefined) continue;
-      if (residentBytes(inst.pid) > inst.memoryLimitBytes) inst.overMemory();
+      if (byResidentSet ? residentBytes(inst.pid) > inst.memoryLimitBytes : cgroupTurn && inst.atMemoryLimit()) inst.overMemory();
     }
   }
 }

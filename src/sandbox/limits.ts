@@ -22,6 +22,18 @@ export interface InstanceLimits {
   wasOomKilled(): boolean;
   /** Kills every process of the instance (the cgroup's members). */
   killAll(): void;
+  /**
+   * True when the instance's anonymous memory is within 3% of its limit.
+   * At the limit the kernel may reclaim file pages for a long time before it
+   * kills (worse under a small CPU quota); the platform kills it itself then.
+   */
+  atMemoryLimit?(): boolean;
+  /**
+   * Puts the CPU quota in force. The init phase runs without it, so a small
+   * function's cold start is not slowed down (Lambda, too, gives init more CPU
+   * than a 128 MB invocation gets).
+   */
+  startCpuQuota?(): void;
   release(): void;
 }
 
@@ -128,11 +140,14 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
       trySet(join(dir, 'memory.swap.max'), '0');
       trySet(join(dir, 'memory.oom.group'), '1');
       trySet(join(dir, 'pids.max'), String(PIDS_MAX));
-      trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`);
       enter(dir, pid);
+      const limit = memoryMB * MB;
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
         killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
+        startCpuQuota: () => trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`),
+        atMemoryLimit: () => Number(readOr(join(dir, 'memory.current'))) >= limit * NEAR_LIMIT
+          && statValue(join(dir, 'memory.stat'), 'anon') >= limit * NEAR_LIMIT,
         release: () => removeLater(dir),
       };
     },
@@ -169,9 +184,13 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
       if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
       enter(mem, pid);
       const pids = pidsParent ? joinGroup(pidsParent, instanceId, pid, { 'pids.max': String(PIDS_MAX) }) : null;
-      const cpu = cpuParent ? joinGroup(cpuParent, instanceId, pid, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': String(cpuQuotaUs(memoryMB)) }) : null;
+      const cpu = cpuParent ? joinGroup(cpuParent, instanceId, pid, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': '-1' }) : null;
+      const limit = memoryMB * MB;
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
+        startCpuQuota: () => { if (cpu) trySet(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuotaUs(memoryMB))); },
+        atMemoryLimit: () => Number(readOr(join(mem, 'memory.usage_in_bytes'))) >= limit * NEAR_LIMIT
+          && statValue(join(mem, 'memory.stat'), 'rss') >= limit * NEAR_LIMIT,
         killAll: () => {
           for (const p of readOr(join(mem, 'cgroup.procs')).split('\n')) {
             if (p) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
@@ -254,6 +273,15 @@ function joinGroup(parent: string, name: string, pid: number, settings: Record<s
   } catch {
     return null;
   }
+}
+
+/** Share of the memory limit at which anonymous memory counts as "at the limit". */
+const NEAR_LIMIT = 0.97;
+
+/** One `name value` line of a cgroup stat file, or 0. */
+function statValue(file: string, name: string): number {
+  const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(readOr(file));
+  return m ? Number(m[1]) : 0;
 }
 
 function trySet(path: string, value: string): void {
