@@ -653,6 +653,8 @@ def _init(init):
     started = time.perf_counter()
     try:
         os.chdir(task_root)
+        # As on Lambda (/var/task is read-only): no __pycache__ in the user's folder.
+        sys.dont_write_bytecode = True
         here = os.path.dirname(_SELF)
         if sys.path and sys.path[0] == here:  # the runtime's folder is not the function's
             del sys.path[0]
