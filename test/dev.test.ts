@@ -112,6 +112,19 @@ describe('nimbus dev', () => {
     assert.equal(dry.status, 204);
   });
 
+  it('reports metrics and cost of the invocations it ran', async () => {
+    const res = await fetch(`http://127.0.0.1:${dev.controlPort}/_/metrics?function=shop-broken`);
+    assert.equal(res.status, 200);
+    const m = await res.json() as Record<string, number>;
+    assert.equal(m.invocations, 1);
+    assert.equal(m.errors, 1);
+    assert.equal(m.coldStarts, 1);
+    assert.ok(m.gbSeconds > 0);
+    assert.ok(Math.abs(m.costUsd - (1 * 0.0000002 + m.gbSeconds * 0.0000166667)) < 1e-15);
+    const unknown = await fetch(`http://127.0.0.1:${dev.controlPort}/_/metrics?function=nope`);
+    assert.equal(unknown.status, 404);
+  });
+
   it('reloads on file change: the next invocation gets the new code', async () => {
     writeFileSync(join(d, 'src/hello.js'), HELLO.replace('v: 1', 'v: 2'));
     await dev.waitFor('reloaded after a change to src/hello.js');

@@ -17,6 +17,8 @@
  *   (`123456789012:function:name`) or a full ARN.
  *
  * `GET /_/health` answers 200 once every function and route is loaded.
+ * `GET /_/metrics[?function=NAME]` answers the metrics of the recent
+ * invocations (counts, p50/p95/p99, throughput, GB-seconds, cost).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +42,8 @@ export interface ControlBackend {
   invokeAsync(name: string, payload: string): Promise<void>;
   /** The function ARN a missing function would have, for the error message. */
   arnFor(name: string): string;
+  /** Metrics of one function (or all when name is undefined); null when the function is unknown. */
+  metrics?(name: string | undefined): unknown | null;
 }
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
@@ -86,6 +90,14 @@ export class ControlServer {
       const ok = this.backend.ready();
       json(res, ok ? 200 : 503, { status: ok ? 'ok' : 'starting' });
       req.resume();
+      return;
+    }
+    if (path === '/_/metrics' && this.backend.metrics) {
+      req.resume();
+      const fn = new URLSearchParams(url.slice(path.length + 1)).get('function') ?? undefined;
+      const m = this.backend.metrics(fn);
+      if (m === null) awsError(res, 404, 'ResourceNotFoundException', `Function not found: ${this.backend.arnFor(fn ?? '')}`);
+      else json(res, 200, m);
       return;
     }
     const m = INVOKE_PATH.exec(path);

@@ -13,6 +13,7 @@
 import { newRequestId, type FunctionSpec, type InvocationResult, type Outcome } from '../core/index.js';
 import { Instance, type InstanceLaunch, type LimitEnforcer } from '../sandbox/index.js';
 import { decide, type ScalingPolicy } from '../scaler/index.js';
+import { billedDuration } from '../telemetry/index.js';
 import type { Capacity, CapacityMember } from './capacity.js';
 
 /** Settings of a dispatcher. */
@@ -323,7 +324,7 @@ export class FunctionDispatcher implements CapacityMember {
     a: { outcome: Outcome; payload: string; durationMs: number; initDurationMs?: number; maxMemoryUsedMB?: number; prewarmed?: boolean },
     started = false,
   ): void {
-    const billed = Math.max(1, Math.ceil(a.durationMs));
+    const billed = billedDuration(a.durationMs);
     let logs = logsSoFar;
     if (started) {
       logs += `END RequestId: ${p.requestId}\n`;

@@ -69,6 +69,7 @@ export class DevServer {
         return d ? { arn: functionArn(d.spec) } : null;
       },
       arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
+      metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
       invoke: (name, payload) => platform.invoke(platform.find(name)!.spec.key, payload),
       invokeAsync: async (name, payload) => {
         const d = platform.find(name)!;

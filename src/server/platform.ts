@@ -4,6 +4,10 @@
  */
 import { join } from 'node:path';
 import type { FunctionSpec, InvocationResult, ServiceSpec } from '../core/index.js';
+import { summarise, type InvocationRecord, type MetricsSummary } from '../telemetry/index.js';
+
+/** Invocation records kept in memory by `nimbus dev` (the server keeps them in its store). */
+const RECORDS_KEPT = 10_000;
 import { loadServiceConfig } from '../config/index.js';
 import { totalmem } from 'node:os';
 import { Capacity, FunctionDispatcher } from '../invoke/index.js';
@@ -60,6 +64,7 @@ export class Platform {
   private isolationDecided = false;
   private readonly dispatchers = new Map<string, FunctionDispatcher>();
   private byName = new Map<string, string>();
+  private readonly recent: InvocationRecord[] = [];
   /** Warm pools by language and code folder (a sandboxed process sees one folder). */
   private readonly pools = new Map<string, WarmPool>();
 
@@ -114,7 +119,31 @@ export class Platform {
         payload: JSON.stringify({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${key}` }),
       });
     }
-    return d.invoke({ event, invokedFunctionArn: functionArn(d.spec) });
+    return d.invoke({ event, invokedFunctionArn: functionArn(d.spec) }).then((r) => {
+      this.record(d.spec, r);
+      return r;
+    });
+  }
+
+  /** The recent invocation records (at most RECORDS_KEPT), oldest first. */
+  records(): readonly InvocationRecord[] { return this.recent; }
+
+  /** Metrics of one function (by key or name) or of all, from the recent records. */
+  metrics(nameOrKey?: string): MetricsSummary & { function?: string } {
+    const d = nameOrKey ? this.find(nameOrKey) : undefined;
+    const recs = d ? this.recent.filter((r) => r.functionName === d.spec.name) : this.recent;
+    if (!d) return summarise(recs);
+    const stats = d.stats();
+    return { function: d.spec.name, ...summarise(recs, { instances: { peak: stats.peakInstances, min: d.spec.provisionedConcurrency ?? 0 } }) };
+  }
+
+  private record(spec: FunctionSpec, r: InvocationResult): void {
+    this.recent.push({
+      requestId: r.requestId, functionName: spec.name, version: '$LATEST', startMs: Date.now() - r.durationMs,
+      durationMs: r.durationMs, billedDurationMs: r.billedDurationMs, memorySize: spec.memorySize,
+      maxMemoryUsedMB: r.maxMemoryUsedMB, initDurationMs: r.initDurationMs, outcome: r.outcome,
+    });
+    if (this.recent.length > RECORDS_KEPT * 1.25) this.recent.splice(0, this.recent.length - RECORDS_KEPT);
   }
 
   /** Stops every instance. */
