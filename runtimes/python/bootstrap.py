@@ -649,6 +649,8 @@ def _init(init):
 
     task_root = init.get("taskRoot") or environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     handler_name = init.get("handler") or environ.get("_HANDLER") or ""
+    while handler_name.startswith("./"):
+        handler_name = handler_name[2:]
     error = None
     started = time.perf_counter()
     try:
@@ -774,6 +776,9 @@ def _main():
         _serve(reader, handler)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the platform went away: same as end-of-file
+    except SystemExit as e:
+        # sys.exit() in the function ends the instance; its last output still goes out.
+        _exit(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
     _exit(0)
 
 

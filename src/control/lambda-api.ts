@@ -48,14 +48,21 @@ export interface ControlBackend {
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
 
-/** Extracts the function name from a name, `name:qualifier`, partial ARN or ARN. */
-export function functionNameOf(raw: string): string {
-  const s = decodeURIComponent(raw);
+/**
+ * Splits a FunctionName path parameter (a name, `name:qualifier`, partial ARN
+ * `123456789012:function:name[:qualifier]` or full ARN) into the name and
+ * the qualifier. Returns null when it is not valid percent-encoding.
+ */
+export function functionNameOf(raw: string): { name: string; qualifier?: string } | null {
+  let s: string;
+  try { s = decodeURIComponent(raw); } catch { return null; }
   const parts = s.split(':');
-  if (s.startsWith('arn:')) return parts[6] ?? s;
-  const fn = parts.indexOf('function');
-  if (fn >= 0 && parts[fn + 1]) return parts[fn + 1];
-  return parts[0];
+  let at = 0;
+  if (s.startsWith('arn:')) at = 6;
+  else if (parts.indexOf('function') >= 0) at = parts.indexOf('function') + 1;
+  const name = parts[at] ?? '';
+  const qualifier = parts[at + 1];
+  return qualifier !== undefined && qualifier !== '' ? { name, qualifier } : { name };
 }
 
 /** The control server (binds to loopback by default). */
@@ -63,7 +70,14 @@ export class ControlServer {
   private readonly server: http.Server;
 
   constructor(private readonly backend: ControlBackend) {
-    this.server = http.createServer((req, res) => { void this.handle(req, res); });
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        // A bug of ours must cost one request, never the server.
+        process.stderr.write(`Nimbus control API error (please report it): ${(e as Error)?.stack ?? String(e)}\n`);
+        if (!res.headersSent) awsError(res, 500, 'ServiceException', 'Nimbus failed while handling the request');
+        else res.destroy();
+      });
+    });
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<number> {
@@ -76,9 +90,12 @@ export class ControlServer {
     });
   }
 
-  close(): Promise<void> {
+  /** Stops accepting; invocations in flight get up to `deadlineMs` (default 10 s) to finish. */
+  close(deadlineMs = 10_000): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
+      timer.unref();
+      this.server.close(() => { clearTimeout(timer); resolve(); });
       this.server.closeIdleConnections();
     });
   }
@@ -111,7 +128,14 @@ export class ControlServer {
       awsError(res, 405, 'MethodNotAllowedException', `Method ${req.method} is not allowed on the Invoke API; use POST`);
       return;
     }
-    const name = functionNameOf(m[1]);
+    const parsed = functionNameOf(m[1]);
+    if (!parsed || parsed.name === '') {
+      req.resume();
+      awsError(res, 400, 'InvalidParameterValueException', `Invalid FunctionName: ${m[1]}`);
+      return;
+    }
+    const name = parsed.name;
+    const qualifier = parsed.qualifier ?? new URLSearchParams(url.slice(path.length + 1)).get('Qualifier') ?? undefined;
     const type = String(req.headers['x-amz-invocation-type'] ?? 'RequestResponse');
     if (type !== 'RequestResponse' && type !== 'Event' && type !== 'DryRun') {
       req.resume();
@@ -125,8 +149,9 @@ export class ControlServer {
       return;
     }
     const found = this.backend.resolve(name);
-    if (!found) {
-      awsError(res, 404, 'ResourceNotFoundException', `Function not found: ${this.backend.arnFor(name)}`);
+    // `nimbus dev` serves $LATEST only: a version or alias that does not exist is not found, as on Lambda.
+    if (!found || (qualifier !== undefined && qualifier !== '$LATEST')) {
+      awsError(res, 404, 'ResourceNotFoundException', `Function not found: ${this.backend.arnFor(name)}${qualifier !== undefined ? `:${qualifier}` : ''}`);
       return;
     }
     const payload = body.length === 0 ? '{}' : body.toString('utf8');

@@ -51,7 +51,7 @@ export const errorCatalogue = {
   NIMBUS_ERR_BUILD_FAILED: {
     status: 400, fault: 'user',
     message: 'Function {function}: cannot bundle {file}: {reason}',
-    hint: 'Fix the TypeScript error shown above; the function is served again once it compiles.',
+    hint: 'Fix the error at that file and line (esbuild bundles TypeScript handlers before they run); a running nimbus dev keeps the previous version until it compiles.',
   },
   NIMBUS_ERR_RUNTIME_UNAVAILABLE: {
     status: 500, fault: 'platform',
@@ -99,6 +99,11 @@ export const errorCatalogue = {
     status: 500, fault: 'user',
     message: 'The function is at its concurrency limit and its queue is full',
     hint: 'Raise reservedConcurrency, or lower the load; Nimbus waits up to the queue limits before throttling.',
+  },
+  NIMBUS_ERR_GATEWAY_INTERNAL: {
+    status: 500, fault: 'platform',
+    message: 'The gateway failed while handling the request',
+    hint: 'This is a Nimbus bug: the log has the stack trace; please report it.',
   },
   NIMBUS_ERR_CLI_USAGE: {
     status: 400, fault: 'user',

@@ -100,8 +100,8 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
   }
   const r = value as Record<string, unknown>;
   const status = r.statusCode === undefined && opts.version === '1.0' ? NaN : Number(r.statusCode);
-  if (!Number.isInteger(status) || status < 100 || status > 599) {
-    return malformed(opts.api, r.statusCode === undefined ? 'statusCode is missing' : `statusCode must be a whole number from 100 to 599, got ${JSON.stringify(r.statusCode)}`);
+  if (!Number.isInteger(status) || status < 200 || status > 599) {
+    return malformed(opts.api, r.statusCode === undefined ? 'statusCode is missing' : `statusCode must be a whole number from 200 to 599, got ${JSON.stringify(r.statusCode)}`);
   }
 
   const headers: string[] = [];
@@ -116,7 +116,20 @@ export function mapResult(result: InvocationResult, opts: MapOptions): GatewayRe
   const multi = opts.version === '1.0' ? r.multiValueHeaders : undefined;
   if (single !== undefined && single !== null && typeof single !== 'object') return malformed(opts.api, `headers must be an object, got ${describe(single)}`);
   if (multi !== undefined && multi !== null && typeof multi !== 'object') return malformed(opts.api, `multiValueHeaders must be an object, got ${describe(multi)}`);
-  if (single) for (const [k, v] of Object.entries(single)) add(k, v);
+  // "If the same key-value pair is specified in both, only the values from
+  // multiValueHeaders will appear in the merged list" (the 1.0 output format doc).
+  let inMulti: Set<string> | null = null;
+  if (multi) {
+    inMulti = new Set();
+    for (const [k, vs] of Object.entries(multi as Record<string, unknown>)) {
+      for (const v of Array.isArray(vs) ? vs : [vs]) inMulti.add(`${k.toLowerCase()}\n${String(v)}`);
+    }
+  }
+  if (single) {
+    for (const [k, v] of Object.entries(single)) {
+      if (!inMulti || !inMulti.has(`${k.toLowerCase()}\n${String(v)}`)) add(k, v);
+    }
+  }
   if (multi) {
     for (const [k, vs] of Object.entries(multi as Record<string, unknown>)) {
       if (Array.isArray(vs)) for (const v of vs) add(k, v); else add(k, vs);

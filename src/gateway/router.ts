@@ -82,8 +82,19 @@ export class Router {
     return null;
   }
 
-  private walk(node: Node, segs: string[], i: number, end: number, method: string, params: Record<string, string>): RouteSpec | null {
-    if (i === end) return node.methods.get(method) ?? node.methods.get('ANY') ?? null;
+  /** True when some route of this API has `path`, whatever its method (API Gateway's "resource"). */
+  hasPath(path: string): boolean {
+    const segments = path.split('/');
+    let start = 0;
+    let end = segments.length;
+    if (segments[0] === '') start = 1;
+    if (end > start && segments[end - 1] === '') end--;
+    return this.walk(this.root, segments, start, end, null, {}) !== null;
+  }
+
+  /** `method` null: any method. */
+  private walk(node: Node, segs: string[], i: number, end: number, method: string | null, params: Record<string, string>): RouteSpec | null {
+    if (i === end) return method === null ? first(node.methods) : node.methods.get(method) ?? node.methods.get('ANY') ?? null;
     const seg = segs[i];
     const lit = node.literal.get(seg);
     if (lit) {
@@ -95,7 +106,7 @@ export class Router {
       if (r) { params[node.param.name] = seg; return r; }
     }
     if (node.greedy) {
-      const r = node.greedy.methods.get(method) ?? node.greedy.methods.get('ANY');
+      const r = method === null ? first(node.greedy.methods) : node.greedy.methods.get(method) ?? node.greedy.methods.get('ANY');
       if (r) {
         params[node.greedy.name] = segs.slice(i, end).join('/');
         return r;
@@ -103,4 +114,9 @@ export class Router {
     }
     return null;
   }
+}
+
+function first(methods: Map<string, RouteSpec>): RouteSpec | null {
+  for (const r of methods.values()) return r;
+  return null;
 }

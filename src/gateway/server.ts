@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { newRequestId, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
+import { newRequestId, type ApiKind, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
 import { Router, type RouteMatch } from './router.js';
 import { buildEventV1, buildEventV2, type IncomingRequest } from './events.js';
 import { mapResult, MISSING_TOKEN, NOT_FOUND, platformResponse, TOO_LARGE, type GatewayResponse } from './responses.js';
@@ -83,10 +83,15 @@ export class Gateway {
     this.table = compile(spec);
   }
 
-  /** Stops accepting connections and closes idle ones; resolves when all are closed. */
-  close(): Promise<void> {
+  /**
+   * Stops accepting connections, closes idle ones, lets requests in flight
+   * finish for up to `deadlineMs` (default 10 s), then cuts what is left.
+   */
+  close(deadlineMs = 10_000): Promise<void> {
     return new Promise((resolve) => {
-      this.server.close(() => resolve());
+      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
+      timer.unref();
+      this.server.close(() => { clearTimeout(timer); resolve(); });
       this.server.closeIdleConnections();
     });
   }
@@ -116,6 +121,13 @@ export class Gateway {
         return;
       }
       match = table.rest.match(method, pathWithoutStage);
+      // The path is a REST resource: the REST API answers, even without a route for this method
+      // (the HTTP API is another API, its CORS settings do not apply here).
+      if (!match && table.rest.hasPath(pathWithoutStage)) {
+        drain(req);
+        this.send(res, MISSING_TOKEN(), method);
+        return;
+      }
     }
     if (!match) {
       // HTTP APIs hand the function the percent-decoded path (rawPath, and `path` in payload 1.0)
@@ -159,7 +171,12 @@ export class Gateway {
         sourceIp: normaliseIp(req.socket.remoteAddress), protocol: `HTTP/${req.httpVersion}`,
         requestId: newRequestId(), timeEpoch,
       };
-      void this.dispatch(incoming, match!, pathWithoutStage, table, req, res);
+      this.dispatch(incoming, match!, pathWithoutStage, table, req, res).catch((e: unknown) => {
+        // A bug of ours must cost one request, never the server.
+        this.options.log?.(match!.route.functionKey, `Nimbus gateway error (please report it): ${(e as Error)?.stack ?? String(e)}\n`);
+        if (!res.headersSent) this.send(res, platformResponse('NIMBUS_ERR_GATEWAY_INTERNAL', 500, '{"message":"Internal Server Error"}'), method);
+        else res.destroy();
+      });
     });
   }
 
@@ -195,7 +212,7 @@ export class Gateway {
     }
     if (route.api === 'HTTP' && table.httpApiCors) response = withCorsHeaders(table.httpApiCors, req.headers.origin, response);
     response.headers.push(route.api === 'REST' ? 'x-amzn-requestid' : 'apigw-requestid', incoming.requestId);
-    this.send(res, response, incoming.method);
+    this.send(res, response, incoming.method, route.api);
   }
 
   /**
@@ -217,7 +234,7 @@ export class Gateway {
     req.resume();
   }
 
-  private send(res: http.ServerResponse, r: GatewayResponse, method: string): void {
+  private send(res: http.ServerResponse, r: GatewayResponse, method: string, api: ApiKind = 'REST'): void {
     if (res.headersSent) return;
     const headers: string[] = [];
     for (let i = 0; i < r.headers.length; i += 2) {
@@ -225,9 +242,23 @@ export class Gateway {
       if (lower === 'content-length' || lower === 'transfer-encoding') continue;
       headers.push(r.headers[i], r.headers[i + 1]);
     }
-    headers.push('content-length', String(r.body.length));
-    res.writeHead(r.status, headers);
-    if (method === 'HEAD') res.end(); else res.end(r.body);
+    // 1xx are refused as malformed before this; 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
+    const bodiless = r.status === 204 || r.status === 304;
+    if (!bodiless) headers.push('content-length', String(r.body.length));
+    try {
+      res.writeHead(r.status, headers);
+    } catch (e) {
+      // A header name or value Node refuses (a control character, a character over U+00FF): malformed, as API Gateway says.
+      const reason = `a header is not valid HTTP: ${(e as Error).message}`;
+      this.options.log?.('', `Execution failed due to configuration error: Malformed Lambda proxy response: ${reason}\n`);
+      const fallback = api === 'REST'
+        ? platformResponse('NIMBUS_ERR_GATEWAY_MALFORMED_RESPONSE', 502, '{"message": "Internal server error"}')
+        : platformResponse('NIMBUS_ERR_GATEWAY_MALFORMED_RESPONSE', 500, '{"message":"Internal Server Error"}');
+      res.writeHead(fallback.status, [...fallback.headers, 'content-length', String(fallback.body.length)]);
+      res.end(method === 'HEAD' ? undefined : fallback.body);
+      return;
+    }
+    if (method === 'HEAD' || bodiless) res.end(); else res.end(r.body);
   }
 }
 

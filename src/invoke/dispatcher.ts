@@ -145,6 +145,18 @@ export class FunctionDispatcher implements CapacityMember {
     };
   }
 
+  /**
+   * For a function that was removed: invocations already running or queued
+   * finish (up to their timeout), then every instance stops.
+   */
+  async drain(): Promise<void> {
+    const until = Date.now() + this.spec.timeout * 1000 + 10_000;
+    while ((this.busy > 0 || this.queue.length > 0 || this.starting > 0) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.close();
+  }
+
   /** Stops every instance; queued invocations are answered with an error. */
   async close(): Promise<void> {
     this.closed = true;
@@ -234,6 +246,9 @@ export class FunctionDispatcher implements CapacityMember {
     if (this.all.size > this.peak) this.peak = this.all.size;
     this.generationOf.set(inst, this.generation);
     inst.onExited(() => {
+      // What it wrote after its last invocation (an error thrown after the response, say) is still shown.
+      const late = inst.takeIdleLogs();
+      if (late) this.options.onLog?.(this.spec, late);
       this.all.delete(inst);
       const at = this.idle.indexOf(inst);
       if (at >= 0) this.idle.splice(at, 1);

@@ -66,6 +66,16 @@ export interface InstanceRequest {
 
 type State = 'starting' | 'idle' | 'busy' | 'dead';
 
+/**
+ * Largest synchronous response, in bytes, and Lambda's error past it.
+ * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
+ */
+export const MAX_RESPONSE_BYTES = 6_291_556;
+const RESPONSE_TOO_LARGE = {
+  errorType: 'Function.ResponseSizeTooLarge',
+  errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+};
+
 /** A runtime process: the child and its control channel (fd 3). */
 export interface RuntimeProcess {
   readonly child: ChildProcess;
@@ -246,7 +256,13 @@ export class Instance {
         const cur = this.current;
         if (!cur || frame.header.requestId !== cur.request.requestId) return;
         if (typeof frame.header.maxRssKB === 'number') this.maxRssKB = Math.max(this.maxRssKB, frame.header.maxRssKB);
-        this.settle(frame.type === FrameType.RESULT ? 'ok' : 'error', frame.body.toString('utf8'));
+        if (frame.type === FrameType.RESULT && frame.body.length > MAX_RESPONSE_BYTES) {
+          // Lambda refuses a synchronous response over 6 MB as a function error.
+          cur.request.onLog(`${RESPONSE_TOO_LARGE.errorType}: ${RESPONSE_TOO_LARGE.errorMessage}\n`);
+          this.settle('error', JSON.stringify(RESPONSE_TOO_LARGE));
+        } else {
+          this.settle(frame.type === FrameType.RESULT ? 'ok' : 'error', frame.body.toString('utf8'));
+        }
         if (this.state === 'busy') this.state = 'idle';
         return;
       }
@@ -257,7 +273,10 @@ export class Instance {
     if (this.state !== 'starting') return;
     this.state = result.ok ? 'idle' : 'dead';
     this.initDurationMs = result.initDurationMs;
-    if (result.ok) this.limits.startCpuQuota?.();
+    if (result.ok) {
+      this.limits.adopt?.();
+      this.limits.startCpuQuota?.();
+    }
     if (!result.ok) this.kill('retire');
     this.resolveInit(result);
   }
@@ -319,7 +338,9 @@ export class Instance {
     const oom = this.killedByPlatform === 'memory' || this.limits.wasOomKilled() || /JavaScript heap out of memory/.test(this.stderrTail);
     const how = error ? `spawn error: ${error.message}`
       : signal ? `signal: ${signalName(signal)}`
-      : `exit status ${code}`;
+      : code === 0 ? 'exit status 0' : `exit status ${code}`;
+    const peak = this.limits.peakMemoryMB?.();
+    if (peak) this.maxRssKB = Math.max(this.maxRssKB, peak * 1024);
     if (this.state === 'starting') {
       const detail = this.stderrTail.trim();
       this.finishInit({
@@ -329,7 +350,8 @@ export class Instance {
     }
     const cur = this.current;
     if (cur && this.killedByPlatform !== 'timeout') {
-      const message = `RequestId: ${cur.request.requestId} Error: Runtime exited with error: ${how}`;
+      // Lambda words a clean exit during an invocation "Runtime exited without providing a reason".
+      const message = `RequestId: ${cur.request.requestId} Error: ${code === 0 && !signal && !error ? 'Runtime exited without providing a reason' : `Runtime exited with error: ${how}`}`;
       const errorType = oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError';
       cur.request.onLog(`${message}\n${errorType}\n`);
       this.settle(oom ? 'oom' : 'crashed', JSON.stringify({ errorType, errorMessage: message }));

@@ -34,6 +34,10 @@ export interface InstanceLimits {
    * than a 128 MB invocation gets).
    */
   startCpuQuota?(): void;
+  /** Moves any process of the instance still outside its cgroups in (called once init is done and the tree is settled). */
+  adopt?(): void;
+  /** Peak memory the instance's cgroup saw, in MB (read after a crash, when the runtime could not report it). */
+  peakMemoryMB?(): number | undefined;
   release(): void;
 }
 
@@ -146,6 +150,8 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
         killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
         startCpuQuota: () => trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`),
+        peakMemoryMB: () => toMB(readOr(join(dir, 'memory.peak'))),
+        adopt: () => { try { enter(dir, pid); } catch { /* gone */ } },
         atMemoryLimit: () => Number(readOr(join(dir, 'memory.current'))) >= limit * NEAR_LIMIT
           && statValue(join(dir, 'memory.stat'), 'anon') >= limit * NEAR_LIMIT,
         release: () => removeLater(dir),
@@ -189,6 +195,10 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
       return {
         wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
         startCpuQuota: () => { if (cpu) trySet(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuotaUs(memoryMB))); },
+        peakMemoryMB: () => toMB(readOr(join(mem, 'memory.max_usage_in_bytes'))),
+        adopt: () => {
+          for (const d of [mem, pids, cpu]) if (d) { try { enter(d, pid); } catch { /* gone */ } }
+        },
         atMemoryLimit: () => Number(readOr(join(mem, 'memory.usage_in_bytes'))) >= limit * NEAR_LIMIT
           && statValue(join(mem, 'memory.stat'), 'rss') >= limit * NEAR_LIMIT,
         killAll: () => {
@@ -238,10 +248,23 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** Moves `pid` and its descendants into the cgroup folder `dir`. */
+/**
+ * Moves `pid` and its descendants into the cgroup folder `dir`. A process
+ * forked while the tree is being walked would stay outside, so the walk is
+ * repeated until it finds nothing new (a child forked after its parent moved
+ * is born inside).
+ */
 function enter(dir: string, pid: number): void {
-  for (const p of processTree(pid)) {
-    try { writeFileSync(join(dir, 'cgroup.procs'), String(p)); } catch (e) { if (p === pid) throw e; }
+  const moved = new Set<number>();
+  for (let pass = 0; pass < 10; pass++) {
+    let fresh = 0;
+    for (const p of processTree(pid)) {
+      if (moved.has(p)) continue;
+      try { writeFileSync(join(dir, 'cgroup.procs'), String(p)); } catch (e) { if (p === pid) throw e; }
+      moved.add(p);
+      fresh++;
+    }
+    if (fresh === 0) return;
   }
 }
 
@@ -273,6 +296,11 @@ function joinGroup(parent: string, name: string, pid: number, settings: Record<s
   } catch {
     return null;
   }
+}
+
+function toMB(bytes: string): number | undefined {
+  const n = Number(bytes.trim());
+  return n > 0 ? Math.ceil(n / MB) : undefined;
 }
 
 /** Share of the memory limit at which anonymous memory counts as "at the limit". */

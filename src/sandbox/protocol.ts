@@ -50,23 +50,48 @@ export interface Frame {
  * Splits a byte stream into frames. Feed it every chunk; it calls `onFrame`
  * for each complete frame, in order. Throws on a malformed header (the
  * instance is then treated as crashed).
+ *
+ * A large frame arrives in many chunks: they are kept in a list and joined
+ * once, when the frame is complete (joining on every chunk would copy a
+ * 6 MB event hundreds of times).
  */
 export class FrameReader {
-  private pending: Buffer = EMPTY;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Bytes the frame being collected needs in all (length field included), or 0 when unknown yet. */
+  private need = 0;
 
   constructor(private readonly onFrame: (frame: Frame) => void) {}
 
   push(chunk: Buffer): void {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.need === 0 && this.buffered >= 4) this.need = 4 + this.peekLength();
+    if (this.need === 0 || this.buffered < this.need) return;
+    let buf = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    this.need = 0;
     while (buf.length >= 4) {
       const len = buf.readUInt32BE(0);
       if (buf.length < 4 + len) break;
       const hlen = buf.readUInt32BE(5);
       const header = hlen === 2 ? {} : (JSON.parse(buf.toString('utf8', 9, 9 + hlen)) as Record<string, unknown>);
       const frame: Frame = { type: buf[4], header, body: buf.subarray(9 + hlen, 4 + len) };
-      buf = buf.length === 4 + len ? EMPTY : buf.subarray(4 + len);
+      buf = buf.subarray(4 + len);
       this.onFrame(frame);
     }
-    this.pending = buf;
+    if (buf.length > 0) {
+      this.chunks.push(buf);
+      this.buffered = buf.length;
+      if (buf.length >= 4) this.need = 4 + buf.readUInt32BE(0);
+    }
+  }
+
+  /** The length field of the frame at the start of the buffered chunks. */
+  private peekLength(): number {
+    const first = this.chunks[0];
+    if (first.length >= 4) return first.readUInt32BE(0);
+    return Buffer.concat(this.chunks, this.buffered).readUInt32BE(0);
   }
 }

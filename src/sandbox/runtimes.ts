@@ -31,6 +31,8 @@ export interface HostRuntimes {
   /** Absolute path of the real python3 executable (not a pyenv shim), or null. */
   readonly python: string | null;
   readonly pythonVersion: string | null;
+  /** `sys.prefix` and `sys.base_prefix` of that Python (differ in a virtualenv): what a sandbox must show it. */
+  readonly pythonPrefixes: readonly string[];
 }
 
 /**
@@ -41,13 +43,18 @@ export interface HostRuntimes {
 export function detectHostRuntimes(pythonCommand = 'python3', env: NodeJS.ProcessEnv = process.env): HostRuntimes {
   let python: string | null = null;
   let pythonVersion: string | null = null;
+  let pythonPrefixes: string[] = [];
   try {
-    const out = execFileSync(pythonCommand, ['-c', 'import sys; print(sys.executable); print("%d.%d" % sys.version_info[:2])'], {
+    const out = execFileSync(pythonCommand, ['-c', 'import sys; print(sys.executable); print("%d.%d" % sys.version_info[:2]); print(sys.prefix); print(sys.base_prefix)'], {
       encoding: 'utf8', env, timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'],
     }).trim().split('\n');
-    if (out[0] && existsSync(out[0])) { python = out[0]; pythonVersion = out[1] ?? null; }
+    if (out[0] && existsSync(out[0])) {
+      python = out[0];
+      pythonVersion = out[1] ?? null;
+      pythonPrefixes = [...new Set([out[2], out[3]].filter((p): p is string => Boolean(p)))];
+    }
   } catch { /* no python */ }
-  return { node: process.execPath, nodeVersion: process.versions.node, python, pythonVersion };
+  return { node: process.execPath, nodeVersion: process.versions.node, python, pythonVersion, pythonPrefixes };
 }
 
 /** One warning when the configured runtime's version differs from the host's interpreter. */
@@ -152,8 +159,10 @@ export function runtimeReadPaths(language: 'node' | 'python', host: HostRuntimes
   const interpreter = language === 'node' ? host.node : host.python;
   const paths = [join(packageRoot, 'runtimes', language)];
   if (interpreter) {
-    const prefix = dirname(dirname(realpathSync(interpreter)));
-    if (prefix !== '/usr' && prefix !== '/') paths.push(prefix);
+    // The folder the interpreter sits in (a virtualenv's bin/ is a link there), and where it really lives.
+    const prefixes = new Set([dirname(dirname(interpreter)), dirname(dirname(realpathSync(interpreter)))]);
+    if (language === 'python') for (const p of host.pythonPrefixes) prefixes.add(p);
+    for (const p of prefixes) if (p !== '/usr' && p !== '/' && !p.startsWith('/usr/')) paths.push(p);
   }
   return paths;
 }

@@ -23,7 +23,14 @@ export interface DevOptions extends PlatformOptions {
 }
 
 /** What reload does not watch: build output, dependencies, VCS, caches. */
-const IGNORED = /(^|[\\/])(\.nimbus|node_modules|\.git|__pycache__|\.serverless)([\\/]|$)/;
+const IGNORED = /(^|[\\/])(\.nimbus|node_modules|\.git|__pycache__|\.serverless|\.venv|venv)([\\/]|$)/;
+
+/**
+ * Files whose change reloads: code, config and templates. Anything else the
+ * project folder gains at run time (logs, databases, uploads) is not code and
+ * must not reload (a log written there would reload for ever).
+ */
+const WATCHED = /\.(js|mjs|cjs|ts|mts|cts|jsx|tsx|py|json|ya?ml|env|html|graphql|sql)$/i;
 
 /** A running `nimbus dev`. */
 export class DevServer {
@@ -105,10 +112,15 @@ export class DevServer {
    * replaced by an atomic save (write a temporary file, rename it over).
    */
   private startWatching(spec: ServiceSpec): void {
-    const ignored = (path: string) => IGNORED.test(relative(spec.dir, path));
-    this.watcher = chokidar.watch(spec.dir, { ignored, ignoreInitial: true, atomic: true });
-    this.watcher.on('all', (_event, path) => {
+    const ignored = (path: string, stats?: { isFile(): boolean }) => {
       const rel = relative(spec.dir, path);
+      if (IGNORED.test(rel)) return true;
+      return stats?.isFile() === true && !WATCHED.test(rel);
+    };
+    this.watcher = chokidar.watch(spec.dir, { ignored, ignoreInitial: true, atomic: true });
+    this.watcher.on('all', (event, path) => {
+      const rel = relative(spec.dir, path);
+      if (event !== 'addDir' && event !== 'unlinkDir' && !WATCHED.test(rel)) return;
       if (this.reloadTimer) clearTimeout(this.reloadTimer);
       this.reloadTimer = setTimeout(() => void this.reload(rel), 150);
     });

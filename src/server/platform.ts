@@ -237,7 +237,7 @@ export class Platform {
       }));
     }
     for (const [key, d] of this.dispatchers) {
-      if (!keep.has(key)) { this.dispatchers.delete(key); void d.close(); }
+      if (!keep.has(key)) { this.dispatchers.delete(key); void d.drain(); }
     }
     this.byName = byName;
   }
