@@ -1,0 +1,3 @@
+/** Persistence: the Store interface and its embedded SQLite implementation. */
+export * from './types.js';
+export { openSqliteStore } from './sqlite.js';

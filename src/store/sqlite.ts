@@ -1,0 +1,679 @@
+/**
+ * The embedded Store: one SQLite database (better-sqlite3) plus two folders
+ * of code, all under the data directory:
+ *
+ *   <dataDir>/nimbus.db               functions, versions, aliases, services, invocations, logs, settings
+ *   <dataDir>/artifacts/<sha256>.zip  code artifacts as uploaded, content-addressed
+ *   <dataDir>/code/<sha256>/          each artifact extracted once, read-only
+ *
+ * Files appear under their final name only by rename, so a crash never leaves
+ * a half-written zip or a half-extracted folder behind a real name.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { FunctionSpec } from '../core/index.js';
+import type { AliasRecord, FunctionConfig, InvocationRow, LogRow, ServiceRecord, Store, VersionRecord } from './types.js';
+import { extractZip, readZipEntries, removeTree } from './zip.js';
+
+/** Pending invocation records are written in one transaction at least this often (ms)… */
+const FLUSH_INTERVAL_MS = 250;
+/** …or as soon as this many are waiting. */
+const FLUSH_BATCH_ROWS = 500;
+/** If writing keeps failing (disk full), keep at most this many records in memory; older ones are dropped. */
+const MAX_PENDING_ROWS = 100_000;
+/** Leftover temp files and folders older than this are from a crashed process and are removed at open. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+const LATEST = '$LATEST';
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** Lambda's alias name pattern: not all digits, so an alias never reads as a version. https://docs.aws.amazon.com/lambda/latest/api/API_CreateAlias.html */
+const ALIAS_NAME = /^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/;
+
+/**
+ * Schema migrations, in order: entry i takes the database from version i to
+ * i + 1. Never edit a shipped entry; append a new one.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE artifacts (
+    sha256     TEXT PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  -- last_version: the highest version number ever published, so a number is never reused.
+  CREATE TABLE functions (
+    name         TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL DEFAULT 0,
+    created_at   TEXT NOT NULL
+  );
+  -- num: 0 for $LATEST, else the version number (for ordering).
+  CREATE TABLE versions (
+    function_name TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    version       TEXT NOT NULL,
+    num           INTEGER NOT NULL,
+    config        TEXT NOT NULL,
+    code_sha256   TEXT NOT NULL,
+    code_size     INTEGER NOT NULL,
+    description   TEXT NOT NULL,
+    last_modified TEXT NOT NULL,
+    PRIMARY KEY (function_name, version)
+  );
+  CREATE TABLE aliases (
+    function_name    TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
+    name             TEXT NOT NULL,
+    function_version TEXT NOT NULL,
+    weights          TEXT NOT NULL,
+    description      TEXT NOT NULL,
+    revision_id      TEXT NOT NULL,
+    PRIMARY KEY (function_name, name)
+  );
+  CREATE TABLE services (
+    name        TEXT NOT NULL,
+    stage       TEXT NOT NULL,
+    deployment  INTEGER NOT NULL,
+    routes      TEXT NOT NULL,
+    functions   TEXT NOT NULL,
+    gateway     TEXT NOT NULL,
+    deployed_at TEXT NOT NULL,
+    PRIMARY KEY (name, stage)
+  );
+  CREATE TABLE invocations (
+    request_id         TEXT NOT NULL,
+    function_name      TEXT NOT NULL,
+    version            TEXT NOT NULL,
+    start_ms           INTEGER NOT NULL,
+    duration_ms        REAL NOT NULL,
+    billed_duration_ms INTEGER NOT NULL,
+    memory_size        INTEGER NOT NULL,
+    max_memory_used_mb REAL,
+    init_duration_ms   REAL,
+    outcome            TEXT NOT NULL
+  );
+  CREATE INDEX invocations_function_start ON invocations (function_name, start_ms);
+  CREATE INDEX invocations_start ON invocations (start_ms);
+  CREATE TABLE logs (
+    function_name TEXT NOT NULL,
+    request_id    TEXT NOT NULL,
+    time_ms       INTEGER NOT NULL,
+    text          TEXT NOT NULL
+  );
+  CREATE INDEX logs_function_time ON logs (function_name, time_ms);
+  CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+];
+
+interface VersionDbRow {
+  function_name: string;
+  version: string;
+  config: string;
+  code_sha256: string;
+  code_size: number;
+  description: string;
+  last_modified: string;
+}
+
+interface AliasDbRow {
+  function_name: string;
+  name: string;
+  function_version: string;
+  weights: string;
+  description: string;
+  revision_id: string;
+}
+
+interface ServiceDbRow {
+  name: string;
+  stage: string;
+  deployment: number;
+  routes: string;
+  functions: string;
+  gateway: string;
+  deployed_at: string;
+}
+
+interface InvocationDbRow {
+  request_id: string;
+  function_name: string;
+  version: string;
+  start_ms: number;
+  duration_ms: number;
+  billed_duration_ms: number;
+  memory_size: number;
+  max_memory_used_mb: number | null;
+  init_duration_ms: number | null;
+  outcome: InvocationRow['outcome'];
+}
+
+interface LogDbRow {
+  function_name: string;
+  request_id: string;
+  time_ms: number;
+  text: string;
+}
+
+/**
+ * Opens (creating when missing) the SQLite store in `dataDir`.
+ *
+ * - Creates `dataDir` (mode 0700) and its `artifacts/` and `code/` folders.
+ * - Opens `<dataDir>/nimbus.db` in WAL mode with foreign keys on and a 5 s
+ *   busy timeout, and migrates its schema to the current version.
+ * - Removes temp files left by a crashed process (older than an hour).
+ *
+ * Every method is synchronous and returns deep-frozen objects. Invocation
+ * records are buffered and written in batches (every 250 ms or 500 rows);
+ * reads flush first, and `close()` flushes, so call it on shutdown or the
+ * last ≤ 250 ms of records are lost.
+ *
+ * Errors: throws when the folder cannot be created, the database cannot be
+ * opened, or it was written by a newer Nimbus (its schema version is higher
+ * than this code knows).
+ */
+export function openSqliteStore(dataDir: string): Store {
+  return new SqliteStore(resolve(dataDir));
+}
+
+class SqliteStore implements Store {
+  private readonly db: Database.Database;
+  private readonly artifactsDir: string;
+  private readonly codeDir: string;
+  private pending: { row: InvocationRow; log?: string }[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+  private readonly writeBatch: (batch: readonly { row: InvocationRow; log?: string }[]) => void;
+
+  constructor(private readonly dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.artifactsDir = join(dataDir, 'artifacts');
+    this.codeDir = join(dataDir, 'code');
+    mkdirSync(this.artifactsDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.codeDir, { recursive: true, mode: 0o700 });
+    removeStaleTemps(this.artifactsDir);
+    removeStaleTemps(this.codeDir);
+
+    this.db = new Database(join(dataDir, 'nimbus.db'));
+    try {
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL is durable across application crashes in WAL mode; only a power loss may drop the last commits.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db);
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+
+    this.stmt = prepareStatements(this.db);
+
+    this.writeBatch = this.db.transaction((batch: readonly { row: InvocationRow; log?: string }[]) => {
+      for (const { row, log } of batch) {
+        this.stmt.insertInvocation.run(row.requestId, row.functionName, row.version, row.startMs, row.durationMs,
+          row.billedDurationMs, row.memorySize, row.maxMemoryUsedMB ?? null, row.initDurationMs ?? null, row.outcome);
+        if (log !== undefined) this.stmt.insertLog.run(row.functionName, row.requestId, row.startMs, log);
+      }
+    });
+  }
+
+  // ── artifacts ─────────────────────────────────────────────────────────
+
+  putArtifact(zip: Buffer): { sha256: string; size: number } {
+    this.assertOpen();
+    // Refuse a damaged zip or an unsafe entry name now, at deploy, not at the first invocation.
+    readZipEntries(zip);
+    const sha256 = createHash('sha256').update(zip).digest('hex');
+    const file = this.zipPath(sha256);
+    if (!existsSync(file)) {
+      const temp = join(this.artifactsDir, `.tmp-${sha256}-${process.pid}-${randomUUID()}.zip`);
+      try {
+        const fd = openSync(temp, 'wx', 0o444);
+        try {
+          writeSync(fd, zip);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(temp, file);
+      } catch (e) {
+        rmSync(temp, { force: true });
+        throw new Error(`cannot store artifact ${sha256}: ${(e as Error).message}`, { cause: e });
+      }
+    }
+    this.stmt.insertArtifact.run(sha256, zip.length, new Date().toISOString());
+    return Object.freeze({ sha256, size: zip.length });
+  }
+
+  artifactDir(sha256: string): string {
+    this.assertOpen();
+    checkSha(sha256);
+    const dir = join(this.codeDir, sha256);
+    if (existsSync(dir)) return dir;
+    const file = this.zipPath(sha256);
+    if (!existsSync(file)) throw new Error(`artifact ${sha256} not found: no ${file}`);
+    const temp = join(this.codeDir, `.tmp-${sha256}-${process.pid}-${randomUUID()}`);
+    try {
+      extractZip(readFileSync(file), temp);
+      renameSync(temp, dir);
+    } catch (e) {
+      removeTree(temp);
+      // Another process may have extracted the same artifact first: its folder is as good as ours.
+      if (existsSync(dir)) return dir;
+      throw new Error(`cannot extract artifact ${sha256}: ${(e as Error).message}`, { cause: e });
+    }
+    return dir;
+  }
+
+  hasArtifact(sha256: string): boolean {
+    this.assertOpen();
+    if (!SHA256_HEX.test(sha256)) return false;
+    return this.stmt.hasArtifact.get(sha256) !== undefined && existsSync(this.zipPath(sha256));
+  }
+
+  private zipPath(sha256: string): string {
+    return join(this.artifactsDir, `${sha256}.zip`);
+  }
+
+  // ── functions and versions ────────────────────────────────────────────
+
+  putLatest(config: FunctionConfig, codeSha256: string, codeSize: number, description = ''): VersionRecord {
+    this.assertOpen();
+    // A FunctionSpec may be passed where a FunctionConfig is expected: where the code lives is not configuration.
+    const { codeDir: _codeDir, ...rest } = config as FunctionConfig & Partial<Pick<FunctionSpec, 'codeDir'>>;
+    const name = rest.name;
+    if (typeof name !== 'string' || name === '') throw new Error('putLatest: config.name (the function name) is required');
+    const now = new Date().toISOString();
+    return this.db.transaction(() => {
+      this.stmt.insertFunction.run(name, now);
+      this.stmt.upsertVersion.run({
+        function_name: name, version: LATEST, num: 0, config: canonicalJson(rest), code_sha256: codeSha256,
+        code_size: codeSize, description, last_modified: now,
+      });
+      return this.version(name, LATEST)!;
+    })();
+  }
+
+  publishVersion(functionName: string, description?: string): VersionRecord {
+    this.assertOpen();
+    return this.db.transaction(() => {
+      const latest = this.stmt.getVersion.get(functionName, LATEST) as VersionDbRow | undefined;
+      if (latest === undefined) throw new Error(`cannot publish a version of ${functionName}: function not found`);
+      // Lambda publishes nothing when code and configuration are as in the last version.
+      // https://docs.aws.amazon.com/lambda/latest/api/API_PublishVersion.html
+      const previous = this.stmt.highestVersion.get(functionName) as VersionDbRow | undefined;
+      if (previous !== undefined && previous.code_sha256 === latest.code_sha256 && previous.config === latest.config) {
+        return toVersion(previous);
+      }
+      const num = (this.stmt.lastVersion.get(functionName) as number) + 1;
+      this.stmt.setLastVersion.run(num, functionName);
+      this.stmt.upsertVersion.run({
+        function_name: functionName, version: String(num), num, config: latest.config, code_sha256: latest.code_sha256,
+        code_size: latest.code_size, description: description ?? latest.description, last_modified: new Date().toISOString(),
+      });
+      return this.version(functionName, String(num))!;
+    })();
+  }
+
+  getVersion(functionName: string, version: string): VersionRecord | undefined {
+    this.assertOpen();
+    return this.version(functionName, version);
+  }
+
+  private version(functionName: string, version: string): VersionRecord | undefined {
+    const row = this.stmt.getVersion.get(functionName, version) as VersionDbRow | undefined;
+    return row === undefined ? undefined : toVersion(row);
+  }
+
+  listVersions(functionName: string): VersionRecord[] {
+    this.assertOpen();
+    return (this.stmt.listVersions.all(functionName) as VersionDbRow[]).map(toVersion);
+  }
+
+  listFunctions(): VersionRecord[] {
+    this.assertOpen();
+    return (this.stmt.listFunctions.all() as VersionDbRow[]).map(toVersion);
+  }
+
+  deleteFunction(functionName: string, version?: string): boolean {
+    this.assertOpen();
+    if (version === undefined) return this.stmt.deleteFunction.run(functionName).changes > 0;
+    if (version === LATEST) {
+      throw new Error(`cannot delete ${functionName}:$LATEST on its own: delete the function instead`);
+    }
+    return this.db.transaction(() => {
+      if (this.stmt.getVersion.get(functionName, version) === undefined) return false;
+      // Lambda refuses to delete a version an alias routes to.
+      for (const alias of this.stmt.listAliases.all(functionName) as AliasDbRow[]) {
+        const weights = JSON.parse(alias.weights) as Record<string, number>;
+        if (alias.function_version === version || version in weights) {
+          throw new Error(`cannot delete version ${version} of ${functionName}: alias ${alias.name} points to it; update or delete the alias first`);
+        }
+      }
+      return this.stmt.deleteVersion.run(functionName, version).changes > 0;
+    })();
+  }
+
+  // ── aliases ───────────────────────────────────────────────────────────
+
+  putAlias(alias: Omit<AliasRecord, 'revisionId'>): AliasRecord {
+    this.assertOpen();
+    const { functionName, name, functionVersion } = alias;
+    const weights = alias.additionalVersionWeights ?? {};
+    const where = `alias ${functionName}:${name}`;
+    if (!ALIAS_NAME.test(name) || name === LATEST) {
+      throw new Error(`${where}: invalid alias name (1–128 letters, digits, - or _, not only digits)`);
+    }
+    return this.db.transaction(() => {
+      if (this.stmt.getVersion.get(functionName, functionVersion) === undefined) {
+        throw new Error(`${where}: version ${functionVersion} of ${functionName} not found`);
+      }
+      const extra = Object.entries(weights);
+      // AliasRoutingConfiguration: one additional published version, weight 0–1.
+      // https://docs.aws.amazon.com/lambda/latest/api/API_AliasRoutingConfiguration.html
+      if (extra.length > 1) throw new Error(`${where}: at most one additional version can be weighted (got ${extra.length})`);
+      for (const [v, w] of extra) {
+        if (v === LATEST || functionVersion === LATEST) throw new Error(`${where}: weighted routing needs published versions, not $LATEST`);
+        if (v === functionVersion) throw new Error(`${where}: the additional version ${v} is the alias's own version`);
+        if (typeof w !== 'number' || !(w >= 0 && w <= 1)) throw new Error(`${where}: weight of version ${v} must be between 0 and 1 (got ${String(w)})`);
+        if (this.stmt.getVersion.get(functionName, v) === undefined) throw new Error(`${where}: version ${v} of ${functionName} not found`);
+      }
+      this.stmt.upsertAlias.run({
+        function_name: functionName, name, function_version: functionVersion, weights: canonicalJson(weights),
+        description: alias.description ?? '', revision_id: randomUUID(),
+      });
+      return this.alias(functionName, name)!;
+    })();
+  }
+
+  getAlias(functionName: string, name: string): AliasRecord | undefined {
+    this.assertOpen();
+    return this.alias(functionName, name);
+  }
+
+  private alias(functionName: string, name: string): AliasRecord | undefined {
+    const row = this.stmt.getAlias.get(functionName, name) as AliasDbRow | undefined;
+    return row === undefined ? undefined : toAlias(row);
+  }
+
+  listAliases(functionName: string): AliasRecord[] {
+    this.assertOpen();
+    return (this.stmt.listAliases.all(functionName) as AliasDbRow[]).map(toAlias);
+  }
+
+  deleteAlias(functionName: string, name: string): boolean {
+    this.assertOpen();
+    return this.stmt.deleteAlias.run(functionName, name).changes > 0;
+  }
+
+  // ── services ──────────────────────────────────────────────────────────
+
+  putService(service: Omit<ServiceRecord, 'deployment' | 'deployedAt'>): ServiceRecord {
+    this.assertOpen();
+    const row = this.stmt.upsertService.get({
+      name: service.name, stage: service.stage, routes: JSON.stringify(service.routes),
+      functions: canonicalJson(service.functions), gateway: JSON.stringify(service.gateway), deployed_at: new Date().toISOString(),
+    }) as ServiceDbRow;
+    return toService(row);
+  }
+
+  getService(name: string, stage: string): ServiceRecord | undefined {
+    this.assertOpen();
+    const row = this.stmt.getService.get(name, stage) as ServiceDbRow | undefined;
+    return row === undefined ? undefined : toService(row);
+  }
+
+  listServices(): ServiceRecord[] {
+    this.assertOpen();
+    return (this.stmt.listServices.all() as ServiceDbRow[]).map(toService);
+  }
+
+  deleteService(name: string, stage: string): boolean {
+    this.assertOpen();
+    return this.stmt.deleteService.run(name, stage).changes > 0;
+  }
+
+  // ── invocations and logs ──────────────────────────────────────────────
+
+  recordInvocation(row: InvocationRow, log?: string): void {
+    this.assertOpen();
+    this.pending.push(log === undefined ? { row } : { row, log });
+    if (this.pending.length >= FLUSH_BATCH_ROWS) {
+      this.flushInBackground();
+    } else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => this.flushInBackground(), FLUSH_INTERVAL_MS);
+      // Pending records must not keep the process alive: close() flushes them.
+      this.flushTimer.unref();
+    }
+  }
+
+  invocations(functionName: string | undefined, sinceMs: number, untilMs = Number.MAX_SAFE_INTEGER): InvocationRow[] {
+    this.assertOpen();
+    this.flush();
+    const rows = (functionName === undefined
+      ? this.stmt.invocationsAll.all(sinceMs, untilMs)
+      : this.stmt.invocationsOf.all(functionName, sinceMs, untilMs)) as InvocationDbRow[];
+    return rows.map(toInvocation);
+  }
+
+  logs(functionName: string, sinceMs: number, limit = 10_000): LogRow[] {
+    this.assertOpen();
+    this.flush();
+    return (this.stmt.logs.all(functionName, sinceMs, limit) as LogDbRow[]).map((r) => Object.freeze({
+      functionName: r.function_name, requestId: r.request_id, timeMs: r.time_ms, text: r.text,
+    }));
+  }
+
+  /** Writes every pending record in one transaction. Throws if the write fails; the records stay pending. */
+  private flush(): void {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.writeBatch(batch);
+    } catch (e) {
+      this.pending = batch.concat(this.pending);
+      if (this.pending.length > MAX_PENDING_ROWS) this.pending.splice(0, this.pending.length - MAX_PENDING_ROWS);
+      throw e;
+    }
+  }
+
+  /** A flush nobody waits for: a failure becomes a process warning and a retry later, never an uncaught exception. */
+  private flushInBackground(): void {
+    if (this.closed) return;
+    try {
+      this.flush();
+    } catch (e) {
+      process.emitWarning(`nimbus store: cannot write ${this.pending.length} invocation records, will retry: ${(e as Error).message}`);
+      if (this.flushTimer === undefined) {
+        this.flushTimer = setTimeout(() => this.flushInBackground(), FLUSH_INTERVAL_MS);
+        this.flushTimer.unref();
+      }
+    }
+  }
+
+  // ── settings ──────────────────────────────────────────────────────────
+
+  getSetting(key: string): string | undefined {
+    this.assertOpen();
+    return this.stmt.getSetting.get(key) as string | undefined;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.assertOpen();
+    this.stmt.setSetting.run(key, value);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.flush();
+    } finally {
+      this.closed = true;
+      this.db.close();
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error(`the store at ${this.dataDir} is closed`);
+  }
+}
+
+/** Every statement the store runs, prepared once at open. */
+function prepareStatements(db: Database.Database) {
+  return {
+    insertArtifact: db.prepare('INSERT OR IGNORE INTO artifacts (sha256, size, created_at) VALUES (?, ?, ?)'),
+    hasArtifact: db.prepare('SELECT 1 FROM artifacts WHERE sha256 = ?').pluck(),
+    insertFunction: db.prepare('INSERT OR IGNORE INTO functions (name, last_version, created_at) VALUES (?, 0, ?)'),
+    lastVersion: db.prepare('SELECT last_version FROM functions WHERE name = ?').pluck(),
+    setLastVersion: db.prepare('UPDATE functions SET last_version = ? WHERE name = ?'),
+    deleteFunction: db.prepare('DELETE FROM functions WHERE name = ?'),
+    upsertVersion: db.prepare(`INSERT INTO versions (function_name, version, num, config, code_sha256, code_size, description, last_modified)
+      VALUES (@function_name, @version, @num, @config, @code_sha256, @code_size, @description, @last_modified)
+      ON CONFLICT (function_name, version) DO UPDATE SET config = excluded.config, code_sha256 = excluded.code_sha256,
+      code_size = excluded.code_size, description = excluded.description, last_modified = excluded.last_modified`),
+    getVersion: db.prepare('SELECT * FROM versions WHERE function_name = ? AND version = ?'),
+    highestVersion: db.prepare('SELECT * FROM versions WHERE function_name = ? AND num > 0 ORDER BY num DESC LIMIT 1'),
+    listVersions: db.prepare('SELECT * FROM versions WHERE function_name = ? ORDER BY num'),
+    listFunctions: db.prepare('SELECT * FROM versions WHERE num = 0 ORDER BY function_name'),
+    deleteVersion: db.prepare('DELETE FROM versions WHERE function_name = ? AND version = ?'),
+    upsertAlias: db.prepare(`INSERT INTO aliases (function_name, name, function_version, weights, description, revision_id)
+      VALUES (@function_name, @name, @function_version, @weights, @description, @revision_id)
+      ON CONFLICT (function_name, name) DO UPDATE SET function_version = excluded.function_version,
+      weights = excluded.weights, description = excluded.description, revision_id = excluded.revision_id`),
+    getAlias: db.prepare('SELECT * FROM aliases WHERE function_name = ? AND name = ?'),
+    listAliases: db.prepare('SELECT * FROM aliases WHERE function_name = ? ORDER BY name'),
+    deleteAlias: db.prepare('DELETE FROM aliases WHERE function_name = ? AND name = ?'),
+    upsertService: db.prepare(`INSERT INTO services (name, stage, deployment, routes, functions, gateway, deployed_at)
+      VALUES (@name, @stage, 1, @routes, @functions, @gateway, @deployed_at)
+      ON CONFLICT (name, stage) DO UPDATE SET deployment = deployment + 1, routes = excluded.routes,
+      functions = excluded.functions, gateway = excluded.gateway, deployed_at = excluded.deployed_at
+      RETURNING *`),
+    getService: db.prepare('SELECT * FROM services WHERE name = ? AND stage = ?'),
+    listServices: db.prepare('SELECT * FROM services ORDER BY name, stage'),
+    deleteService: db.prepare('DELETE FROM services WHERE name = ? AND stage = ?'),
+    insertInvocation: db.prepare(`INSERT INTO invocations (request_id, function_name, version, start_ms, duration_ms,
+      billed_duration_ms, memory_size, max_memory_used_mb, init_duration_ms, outcome)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertLog: db.prepare('INSERT INTO logs (function_name, request_id, time_ms, text) VALUES (?, ?, ?, ?)'),
+    invocationsOf: db.prepare('SELECT * FROM invocations WHERE function_name = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
+    invocationsAll: db.prepare('SELECT * FROM invocations WHERE start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
+    logs: db.prepare('SELECT * FROM logs WHERE function_name = ? AND time_ms >= ? ORDER BY time_ms, rowid LIMIT ?'),
+    getSetting: db.prepare('SELECT value FROM settings WHERE key = ?').pluck(),
+    setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+  };
+}
+
+/** Brings the schema up to the newest version, one migration per transaction. */
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const step = db.transaction((): boolean => {
+    let current = db.prepare('SELECT version FROM schema_version').pluck().get() as number | undefined;
+    if (current === undefined) {
+      db.prepare('INSERT INTO schema_version (version) VALUES (0)').run();
+      current = 0;
+    }
+    if (current > MIGRATIONS.length) {
+      throw new Error(`the database's schema version ${current} is newer than this Nimbus knows (${MIGRATIONS.length}): upgrade Nimbus`);
+    }
+    if (current === MIGRATIONS.length) return false;
+    db.exec(MIGRATIONS[current]);
+    db.prepare('UPDATE schema_version SET version = ?').run(current + 1);
+    return true;
+  });
+  // IMMEDIATE: two processes opening the same new database do not both migrate it.
+  while (step.immediate()) { /* next migration */ }
+}
+
+function removeStaleTemps(dir: string): void {
+  const cutoff = Date.now() - STALE_TEMP_MS;
+  for (const name of readdirSync(dir)) {
+    if (!name.startsWith('.tmp-')) continue;
+    const path = join(dir, name);
+    try {
+      if (statSync(path).mtimeMs < cutoff) removeTree(path);
+    } catch {
+      // Gone already, or another process's: not ours to fail on.
+    }
+  }
+}
+
+function checkSha(sha256: string): void {
+  if (!SHA256_HEX.test(sha256)) throw new Error(`invalid artifact hash ${JSON.stringify(sha256)}: expected 64 lower-case hex digits`);
+}
+
+/** JSON with object keys sorted, so equal configurations give equal text whatever their key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function toVersion(r: VersionDbRow): VersionRecord {
+  return deepFreeze({
+    functionName: r.function_name,
+    version: r.version,
+    config: JSON.parse(r.config) as FunctionConfig,
+    codeSha256: r.code_sha256,
+    codeSize: r.code_size,
+    description: r.description,
+    lastModified: r.last_modified,
+  });
+}
+
+function toAlias(r: AliasDbRow): AliasRecord {
+  return deepFreeze({
+    functionName: r.function_name,
+    name: r.name,
+    functionVersion: r.function_version,
+    additionalVersionWeights: JSON.parse(r.weights) as Record<string, number>,
+    description: r.description,
+    revisionId: r.revision_id,
+  });
+}
+
+function toService(r: ServiceDbRow): ServiceRecord {
+  return deepFreeze({
+    name: r.name,
+    stage: r.stage,
+    deployment: r.deployment,
+    routes: JSON.parse(r.routes) as ServiceRecord['routes'],
+    functions: JSON.parse(r.functions) as Record<string, string>,
+    gateway: JSON.parse(r.gateway) as Record<string, unknown>,
+    deployedAt: r.deployed_at,
+  });
+}
+
+function toInvocation(r: InvocationDbRow): InvocationRow {
+  const row: { -readonly [K in keyof InvocationRow]: InvocationRow[K] } = {
+    requestId: r.request_id,
+    functionName: r.function_name,
+    version: r.version,
+    startMs: r.start_ms,
+    durationMs: r.duration_ms,
+    billedDurationMs: r.billed_duration_ms,
+    memorySize: r.memory_size,
+    outcome: r.outcome,
+  };
+  if (r.max_memory_used_mb !== null) row.maxMemoryUsedMB = r.max_memory_used_mb;
+  if (r.init_duration_ms !== null) row.initDurationMs = r.init_duration_ms;
+  return Object.freeze(row);
+}

@@ -1,0 +1,336 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { zipSync } from 'fflate';
+import { openSqliteStore, type FunctionConfig, type InvocationRow, type Store } from './index.js';
+import { removeTree } from './zip.js';
+
+const UNIX = 3;
+const text = (s: string) => new TextEncoder().encode(s);
+
+function config(name: string, overrides: Partial<FunctionConfig> = {}): FunctionConfig {
+  return {
+    key: name, name, handler: 'index.handler', runtime: 'nodejs20.x', language: 'node',
+    memorySize: 1024, timeout: 6, environment: { STAGE: 'dev' }, service: 'svc', stage: 'dev', region: 'us-east-1',
+    ...overrides,
+  };
+}
+
+function invocation(functionName: string, startMs: number, extra: Partial<InvocationRow> = {}): InvocationRow {
+  return {
+    requestId: `req-${functionName}-${startMs}`, functionName, version: '$LATEST', startMs,
+    durationMs: 12.5, billedDurationMs: 13, memorySize: 1024, outcome: 'ok', ...extra,
+  };
+}
+
+const SHA_A = 'a'.repeat(64);
+const SHA_B = 'b'.repeat(64);
+
+describe('sqlite store', () => {
+  let dir: string;
+  let store: Store;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-store-'));
+    store = openSqliteStore(join(dir, 'data'));
+  });
+  afterEach(() => {
+    try {
+      store.close();
+    } finally {
+      removeTree(dir);
+    }
+  });
+
+  it('creates the data dir 0700 with a migrated database', () => {
+    assert.equal(statSync(join(dir, 'data')).mode & 0o777, 0o700);
+    const db = new Database(join(dir, 'data', 'nimbus.db'), { readonly: true });
+    try {
+      assert.equal(db.prepare('SELECT version FROM schema_version').pluck().get(), 1);
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      db.close();
+    }
+  });
+
+  describe('artifacts', () => {
+    const zip = Buffer.from(zipSync({
+      'index.js': [text('exports.handler = async () => 1;\n'), { os: UNIX, attrs: (0o100644 << 16) >>> 0 }],
+      'bin/': [new Uint8Array(0), { os: UNIX, attrs: (0o040755 << 16) >>> 0 }],
+      'bin/run': [text('#!/bin/sh\necho hi\n'), { os: UNIX, attrs: (0o100755 << 16) >>> 0 }],
+      'lib/deep/data.txt': text('deep'),
+    }));
+
+    it('stores a zip under its SHA-256, idempotently', () => {
+      const first = store.putArtifact(zip);
+      const second = store.putArtifact(zip);
+      assert.deepEqual(first, { sha256: createHash('sha256').update(zip).digest('hex'), size: zip.length });
+      assert.deepEqual(second, first);
+      assert.ok(store.hasArtifact(first.sha256));
+      assert.ok(!store.hasArtifact(SHA_A));
+      assert.ok(!store.hasArtifact('../../etc/passwd'));
+      assert.deepEqual(readdirSync(join(dir, 'data', 'artifacts')), [`${first.sha256}.zip`]);
+      assert.deepEqual(readFileSync(join(dir, 'data', 'artifacts', `${first.sha256}.zip`)), zip);
+    });
+
+    it('extracts once, read-only, keeping the executable bit', () => {
+      const { sha256 } = store.putArtifact(zip);
+      const code = store.artifactDir(sha256);
+      assert.equal(code, join(dir, 'data', 'code', sha256));
+      assert.equal(readFileSync(join(code, 'index.js'), 'utf8'), 'exports.handler = async () => 1;\n');
+      assert.equal(readFileSync(join(code, 'lib/deep/data.txt'), 'utf8'), 'deep');
+      const mode = (p: string) => statSync(join(code, p)).mode & 0o777;
+      assert.equal(mode('index.js'), 0o444);
+      assert.equal(mode('bin/run'), 0o555);
+      assert.equal(mode('lib/deep/data.txt'), 0o444);
+      assert.equal(mode('.'), 0o555);
+      assert.equal(mode('bin'), 0o555);
+      assert.equal(mode('lib/deep'), 0o555);
+      assert.equal(store.artifactDir(sha256), code);
+      assert.deepEqual(readdirSync(join(dir, 'data', 'code')), [sha256]);
+    });
+
+    it('refuses zip-slip entries and damaged zips', () => {
+      const slip = Buffer.from(zipSync({ '../evil.js': text('x') }));
+      const absolute = Buffer.from(zipSync({ '/etc/evil.js': text('x') }));
+      const nested = Buffer.from(zipSync({ 'a/../../evil.js': text('x') }));
+      assert.throws(() => store.putArtifact(slip), /"\.\." path segments are not allowed \(zip-slip\)/);
+      assert.throws(() => store.putArtifact(absolute), /absolute paths are not allowed/);
+      assert.throws(() => store.putArtifact(nested), /zip-slip/);
+      assert.throws(() => store.putArtifact(Buffer.from('not a zip')), /not a valid zip file/);
+      assert.deepEqual(readdirSync(join(dir, 'data', 'artifacts')), []);
+
+      // A bad zip placed in the artifacts folder by other means is refused at extraction too.
+      const sha = createHash('sha256').update(slip).digest('hex');
+      writeFileSync(join(dir, 'data', 'artifacts', `${sha}.zip`), slip);
+      assert.throws(() => store.artifactDir(sha), /cannot extract artifact .*zip-slip/);
+      assert.deepEqual(readdirSync(join(dir, 'data', 'code')), []);
+      assert.ok(!existsSync(join(dir, 'data', 'evil.js')));
+      assert.ok(!existsSync(join(dir, 'data', 'code', 'evil.js')));
+    });
+
+    it('throws for an unknown or malformed hash', () => {
+      assert.throws(() => store.artifactDir(SHA_A), /artifact a{64} not found/);
+      assert.throws(() => store.artifactDir('../x'), /invalid artifact hash/);
+    });
+  });
+
+  describe('functions and versions', () => {
+    it('numbers versions 1, 2, 3 and publishes nothing new when nothing changed', () => {
+      const latest = store.putLatest(config('fn'), SHA_A, 100, 'first');
+      assert.equal(latest.version, '$LATEST');
+      assert.equal(latest.description, 'first');
+      assert.ok(Object.isFrozen(latest) && Object.isFrozen(latest.config) && Object.isFrozen(latest.config.environment));
+
+      const v1 = store.publishVersion('fn');
+      assert.equal(v1.version, '1');
+      assert.equal(v1.description, 'first');
+      assert.equal(store.publishVersion('fn', 'again').version, '1');
+
+      // Key order does not make a configuration different.
+      const reordered = Object.fromEntries(Object.entries(config('fn')).reverse()) as unknown as FunctionConfig;
+      store.putLatest(reordered, SHA_A, 100);
+      assert.equal(store.publishVersion('fn').version, '1');
+
+      store.putLatest(config('fn', { memorySize: 2048 }), SHA_A, 100);
+      const v2 = store.publishVersion('fn', 'more memory');
+      assert.equal(v2.version, '2');
+      assert.equal(v2.description, 'more memory');
+      assert.equal(v2.config.memorySize, 2048);
+
+      store.putLatest(config('fn', { memorySize: 2048 }), SHA_B, 200);
+      const v3 = store.publishVersion('fn');
+      assert.equal(v3.version, '3');
+      assert.equal(v3.codeSha256, SHA_B);
+      assert.equal(store.getVersion('fn', '1')?.config.memorySize, 1024);
+      assert.equal(store.getVersion('fn', '4'), undefined);
+    });
+
+    it('never reuses a version number after a delete', () => {
+      store.putLatest(config('fn'), SHA_A, 1);
+      store.publishVersion('fn');
+      store.putLatest(config('fn'), SHA_B, 1);
+      store.publishVersion('fn');
+      assert.equal(store.deleteFunction('fn', '2'), true);
+      assert.equal(store.deleteFunction('fn', '2'), false);
+      store.putLatest(config('fn', { timeout: 30 }), SHA_B, 1);
+      assert.equal(store.publishVersion('fn').version, '3');
+      assert.deepEqual(store.listVersions('fn').map((v) => v.version), ['$LATEST', '1', '3']);
+      assert.throws(() => store.deleteFunction('fn', '$LATEST'), /delete the function instead/);
+    });
+
+    it('lists versions $LATEST first then numerically, and functions by name', () => {
+      store.putLatest(config('zeta'), SHA_A, 1);
+      store.putLatest(config('alpha'), SHA_A, 1);
+      for (let i = 0; i < 11; i++) {
+        store.putLatest(config('alpha', { timeout: i + 1 }), SHA_A, 1);
+        store.publishVersion('alpha');
+      }
+      assert.deepEqual(store.listVersions('alpha').map((v) => v.version),
+        ['$LATEST', '1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']);
+      assert.deepEqual(store.listFunctions().map((v) => [v.functionName, v.version]), [['alpha', '$LATEST'], ['zeta', '$LATEST']]);
+    });
+
+    it('does not store where the code lives, and refuses to publish an unknown function', () => {
+      const spec = { ...config('fn'), codeDir: '/somewhere' };
+      assert.ok(!('codeDir' in store.putLatest(spec, SHA_A, 1).config));
+      assert.throws(() => store.publishVersion('nope'), /nope: function not found/);
+    });
+
+    it('deletes a whole function with its versions and aliases', () => {
+      store.putLatest(config('fn'), SHA_A, 1);
+      store.publishVersion('fn');
+      store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '1', additionalVersionWeights: {}, description: '' });
+      assert.equal(store.deleteFunction('fn'), true);
+      assert.equal(store.deleteFunction('fn'), false);
+      assert.deepEqual(store.listVersions('fn'), []);
+      assert.deepEqual(store.listAliases('fn'), []);
+      assert.deepEqual(store.listFunctions(), []);
+      // A new function of the same name starts again at 1, as on Lambda.
+      store.putLatest(config('fn'), SHA_A, 1);
+      assert.equal(store.publishVersion('fn').version, '1');
+    });
+  });
+
+  describe('aliases', () => {
+    beforeEach(() => {
+      for (const timeout of [1, 2, 3]) {
+        store.putLatest(config('fn', { timeout }), SHA_A, 1);
+        store.publishVersion('fn');
+      }
+      assert.deepEqual(store.listVersions('fn').map((v) => v.version), ['$LATEST', '1', '2', '3']);
+    });
+
+    it('stores weights and changes the revision on every put', () => {
+      const a = store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '1', additionalVersionWeights: { 2: 0.1 }, description: 'prod' });
+      assert.deepEqual({ ...a.additionalVersionWeights }, { 2: 0.1 });
+      assert.match(a.revisionId, /^[0-9a-f-]{36}$/);
+      assert.ok(Object.isFrozen(a.additionalVersionWeights));
+      const b = store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '3', additionalVersionWeights: {}, description: 'prod' });
+      assert.notEqual(b.revisionId, a.revisionId);
+      assert.deepEqual(store.getAlias('fn', 'live'), b);
+      store.putAlias({ functionName: 'fn', name: 'canary', functionVersion: '$LATEST', additionalVersionWeights: {}, description: '' });
+      assert.deepEqual(store.listAliases('fn').map((x) => x.name), ['canary', 'live']);
+      assert.equal(store.deleteAlias('fn', 'canary'), true);
+      assert.equal(store.deleteAlias('fn', 'canary'), false);
+      assert.equal(store.getAlias('fn', 'canary'), undefined);
+    });
+
+    it('refuses to delete a version an alias points to, naming the alias', () => {
+      store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '1', additionalVersionWeights: { 2: 0.25 }, description: '' });
+      assert.throws(() => store.deleteFunction('fn', '1'), /alias live points to it/);
+      assert.throws(() => store.deleteFunction('fn', '2'), /alias live points to it/);
+      assert.equal(store.deleteFunction('fn', '3'), true);
+      store.deleteAlias('fn', 'live');
+      assert.equal(store.deleteFunction('fn', '1'), true);
+    });
+
+    it('refuses aliases to missing versions, bad weights and bad names', () => {
+      const base = { functionName: 'fn', description: '', additionalVersionWeights: {} };
+      assert.throws(() => store.putAlias({ ...base, name: 'live', functionVersion: '9' }), /version 9 of fn not found/);
+      assert.throws(() => store.putAlias({ ...base, name: 'live', functionVersion: '1', additionalVersionWeights: { 2: 1.5 } }), /between 0 and 1/);
+      assert.throws(() => store.putAlias({ ...base, name: 'live', functionVersion: '1', additionalVersionWeights: { 9: 0.5 } }), /version 9 of fn not found/);
+      assert.throws(() => store.putAlias({ ...base, name: 'live', functionVersion: '$LATEST', additionalVersionWeights: { 2: 0.5 } }), /not \$LATEST/);
+      assert.throws(() => store.putAlias({ ...base, name: '42', functionVersion: '1' }), /invalid alias name/);
+      assert.throws(() => store.putAlias({ ...base, functionName: 'nope', name: 'live', functionVersion: '1' }), /version 1 of nope not found/);
+    });
+  });
+
+  describe('services', () => {
+    it('counts deployments per name and stage', () => {
+      const service = { name: 'api', stage: 'dev', routes: [], functions: { hello: 'api-dev-hello' }, gateway: { binaryMediaTypes: [] } };
+      const first = store.putService(service);
+      assert.equal(first.deployment, 1);
+      assert.ok(!Number.isNaN(Date.parse(first.deployedAt)));
+      assert.equal(store.putService(service).deployment, 2);
+      assert.equal(store.putService({ ...service, stage: 'prod' }).deployment, 1);
+      const third = store.putService({ ...service, functions: { hello: 'api-dev-hello', bye: 'api-dev-bye' } });
+      assert.equal(third.deployment, 3);
+      assert.deepEqual(store.getService('api', 'dev'), third);
+      assert.ok(Object.isFrozen(third.functions));
+      assert.deepEqual(store.listServices().map((s) => `${s.name}/${s.stage}`), ['api/dev', 'api/prod']);
+      assert.equal(store.deleteService('api', 'prod'), true);
+      assert.equal(store.deleteService('api', 'prod'), false);
+      assert.equal(store.getService('api', 'prod'), undefined);
+    });
+  });
+
+  describe('invocations and logs', () => {
+    it('batches writes, yet reads see every record at once', async () => {
+      store.recordInvocation(invocation('a', 1000, { initDurationMs: 150.2, maxMemoryUsedMB: 64 }), 'START RequestId: 1\n');
+      store.recordInvocation(invocation('b', 2000, { outcome: 'timeout' }));
+      const db = new Database(join(dir, 'data', 'nimbus.db'), { readonly: true });
+      try {
+        const count = () => db.prepare('SELECT count(*) FROM invocations').pluck().get();
+        assert.equal(count(), 0, 'records wait in memory for the next batch');
+        await new Promise((r) => setTimeout(r, 400));
+        assert.equal(count(), 2, 'the timer flushed the batch');
+        for (let i = 0; i < 499; i++) store.recordInvocation(invocation('c', 3000 + i));
+        assert.equal(count(), 2);
+        store.recordInvocation(invocation('c', 9999));
+        assert.equal(count(), 502, 'a full batch is written at once');
+      } finally {
+        db.close();
+      }
+      store.recordInvocation(invocation('a', 1500));
+      const a = store.invocations('a', 0);
+      assert.deepEqual(a, [invocation('a', 1000, { initDurationMs: 150.2, maxMemoryUsedMB: 64 }), invocation('a', 1500)]);
+      assert.ok(!('initDurationMs' in a[1]!));
+      assert.equal(store.invocations(undefined, 0).length, 503);
+      assert.deepEqual(store.invocations(undefined, 1500, 3000).map((r) => r.startMs), [1500, 2000]);
+      assert.equal(store.invocations('b', 0)[0]?.outcome, 'timeout');
+    });
+
+    it('keeps log text by function, in time order, with a limit', () => {
+      for (let i = 0; i < 5; i++) store.recordInvocation(invocation('fn', 100 * i), `log ${i}`);
+      store.recordInvocation(invocation('other', 250), 'other log');
+      const logs = store.logs('fn', 100);
+      assert.deepEqual(logs.map((l) => l.text), ['log 1', 'log 2', 'log 3', 'log 4']);
+      assert.deepEqual(logs[0], { functionName: 'fn', requestId: 'req-fn-100', timeMs: 100, text: 'log 1' });
+      assert.deepEqual(store.logs('fn', 0, 2).map((l) => l.text), ['log 0', 'log 1']);
+      assert.deepEqual(store.logs('other', 0).map((l) => l.text), ['other log']);
+    });
+  });
+
+  it('keeps settings', () => {
+    assert.equal(store.getSetting('admin.tokenHash'), undefined);
+    store.setSetting('admin.tokenHash', 'abc');
+    store.setSetting('admin.tokenHash', 'def');
+    assert.equal(store.getSetting('admin.tokenHash'), 'def');
+  });
+
+  it('keeps everything across close and reopen', () => {
+    const zip = Buffer.from(zipSync({ 'index.js': text('x') }));
+    const { sha256 } = store.putArtifact(zip);
+    store.artifactDir(sha256);
+    store.putLatest(config('fn'), sha256, zip.length);
+    store.publishVersion('fn');
+    store.putLatest(config('fn', { timeout: 10 }), sha256, zip.length);
+    store.publishVersion('fn');
+    store.deleteFunction('fn', '2');
+    const alias = store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '1', additionalVersionWeights: {}, description: 'd' });
+    const service = store.putService({ name: 'api', stage: 'dev', routes: [], functions: { fn: 'fn' }, gateway: {} });
+    store.recordInvocation(invocation('fn', 42), 'the log');
+    store.setSetting('k', 'v');
+    store.close();
+    assert.throws(() => store.listFunctions(), /is closed/);
+
+    store = openSqliteStore(join(dir, 'data'));
+    assert.ok(store.hasArtifact(sha256));
+    assert.equal(store.artifactDir(sha256), join(dir, 'data', 'code', sha256));
+    assert.deepEqual(store.listVersions('fn').map((v) => v.version), ['$LATEST', '1']);
+    assert.equal(store.getVersion('fn', '$LATEST')?.config.timeout, 10);
+    assert.deepEqual(store.getAlias('fn', 'live'), alias);
+    assert.deepEqual(store.getService('api', 'dev'), service);
+    assert.deepEqual(store.invocations('fn', 0), [invocation('fn', 42)]);
+    assert.deepEqual(store.logs('fn', 0).map((l) => l.text), ['the log']);
+    assert.equal(store.getSetting('k'), 'v');
+    // The number of the deleted version 2 stays used.
+    assert.equal(store.publishVersion('fn').version, '3');
+    assert.equal(store.putService({ name: 'api', stage: 'dev', routes: [], functions: {}, gateway: {} }).deployment, 2);
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * What `nimbus server` keeps: deployed services, functions and their
+ * immutable numbered versions, aliases, code artifacts (content-hashed),
+ * invocation records and logs. The embedded default is SQLite
+ * (better-sqlite3, sqlite.ts); a PostgreSQL implementation of the same
+ * interface can join when several nodes share state.
+ *
+ * Versions follow Lambda: `$LATEST` is the mutable head; publishing makes an
+ * immutable version numbered 1, 2, 3, … per function; an alias points at a
+ * version, optionally with weighted routing to a second one.
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-aliases.html
+ */
+import type { FunctionSpec, Outcome, RouteSpec } from '../core/index.js';
+
+/** The configuration of a function version: a FunctionSpec without where its code lives. */
+export type FunctionConfig = Omit<FunctionSpec, 'codeDir'>;
+
+/** One published (or $LATEST) version of a function. */
+export interface VersionRecord {
+  readonly functionName: string;
+  /** `$LATEST` or `1`, `2`, … */
+  readonly version: string;
+  readonly config: FunctionConfig;
+  /** SHA-256 (hex) of the code artifact (a zip). */
+  readonly codeSha256: string;
+  readonly codeSize: number;
+  readonly description: string;
+  /** ISO time. */
+  readonly lastModified: string;
+}
+
+/** An alias: a name for a version, with optional weighted routing to a second one (AliasRoutingConfiguration). */
+export interface AliasRecord {
+  readonly functionName: string;
+  readonly name: string;
+  readonly functionVersion: string;
+  /** Version → weight (0–1) of invocations sent to it instead of `functionVersion`. */
+  readonly additionalVersionWeights: Readonly<Record<string, number>>;
+  readonly description: string;
+  readonly revisionId: string;
+}
+
+/** A deployed service: its routes and settings, as deployed together. */
+export interface ServiceRecord {
+  readonly name: string;
+  readonly stage: string;
+  /** Increases with every deploy of the service. */
+  readonly deployment: number;
+  readonly routes: readonly RouteSpec[];
+  /** Function names of the service, by their key in serverless.yml. */
+  readonly functions: Readonly<Record<string, string>>;
+  /** `provider.httpApi.cors` etc.: the ServiceSpec fields the gateway needs, as JSON. */
+  readonly gateway: Readonly<Record<string, unknown>>;
+  readonly deployedAt: string;
+}
+
+/** One invocation, for metrics and cost. */
+export interface InvocationRow {
+  readonly requestId: string;
+  readonly functionName: string;
+  readonly version: string;
+  /** Epoch ms. */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly billedDurationMs: number;
+  readonly memorySize: number;
+  readonly maxMemoryUsedMB?: number;
+  readonly initDurationMs?: number;
+  readonly outcome: Outcome;
+}
+
+/** One invocation's log text. */
+export interface LogRow {
+  readonly functionName: string;
+  readonly requestId: string;
+  /** Epoch ms. */
+  readonly timeMs: number;
+  readonly text: string;
+}
+
+/** The persistence interface. All methods are synchronous for SQLite; a networked store wraps them. */
+export interface Store {
+  /** Code artifacts: stores the zip under its SHA-256 (idempotent); returns the hash. */
+  putArtifact(zip: Buffer): { sha256: string; size: number };
+  /** The folder the artifact is extracted to (read-only code, one per hash), extracting it on first use. */
+  artifactDir(sha256: string): string;
+  hasArtifact(sha256: string): boolean;
+
+  /** Creates or replaces `$LATEST` of a function. */
+  putLatest(config: FunctionConfig, codeSha256: string, codeSize: number, description?: string): VersionRecord;
+  /** Publishes `$LATEST` as the next version number (returns the existing version when the code and config did not change, as Lambda does). */
+  publishVersion(functionName: string, description?: string): VersionRecord;
+  getVersion(functionName: string, version: string): VersionRecord | undefined;
+  listVersions(functionName: string): VersionRecord[];
+  /** `$LATEST` of every function. */
+  listFunctions(): VersionRecord[];
+  /** Deletes a function with its versions and aliases (or one version when given). */
+  deleteFunction(functionName: string, version?: string): boolean;
+
+  putAlias(alias: Omit<AliasRecord, 'revisionId'>): AliasRecord;
+  getAlias(functionName: string, name: string): AliasRecord | undefined;
+  listAliases(functionName: string): AliasRecord[];
+  deleteAlias(functionName: string, name: string): boolean;
+
+  /** Replaces a service's record (a deploy activates routes and code together). */
+  putService(service: Omit<ServiceRecord, 'deployment' | 'deployedAt'>): ServiceRecord;
+  getService(name: string, stage: string): ServiceRecord | undefined;
+  listServices(): ServiceRecord[];
+  deleteService(name: string, stage: string): boolean;
+
+  recordInvocation(row: InvocationRow, log?: string): void;
+  invocations(functionName: string | undefined, sinceMs: number, untilMs?: number): InvocationRow[];
+  logs(functionName: string, sinceMs: number, limit?: number): LogRow[];
+
+  /** Settings kept across restarts (e.g. the admin token's hash). */
+  getSetting(key: string): string | undefined;
+  setSetting(key: string, value: string): void;
+
+  close(): void;
+}
