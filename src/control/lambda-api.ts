@@ -21,8 +21,7 @@
  * invocations (counts, p50/p95/p99, throughput, GB-seconds, cost).
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { InvocationResult } from '../core/index.js';
+import { closeGracefully, listen, type InvocationResult } from '../core/index.js';
 
 /** Largest synchronous request payload: 6 MB (6291456 bytes). */
 export const MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024;
@@ -81,23 +80,12 @@ export class ControlServer {
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listen(this.server, port, host);
   }
 
   /** Stops accepting; invocations in flight get up to `deadlineMs` (default 10 s) to finish. */
   close(deadlineMs = 10_000): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
-      timer.unref();
-      this.server.close(() => { clearTimeout(timer); resolve(); });
-      this.server.closeIdleConnections();
-    });
+    return closeGracefully(this.server, deadlineMs);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -2,3 +2,4 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './ids.js';
+export * from './serve.js';

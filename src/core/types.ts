@@ -144,3 +144,24 @@ export interface InvocationResult {
   /** The log text written during the invocation, START to REPORT included. */
   readonly logs: string;
 }
+
+/**
+ * One invocation as recorded for metrics, cost and logs: the fields of
+ * Lambda's REPORT line and the outcome.
+ */
+export interface InvocationRecord {
+  readonly requestId: string;
+  readonly functionName: string;
+  /** `$LATEST` or a version number. */
+  readonly version: string;
+  /** Epoch ms when the invocation started. */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly billedDurationMs: number;
+  /** Memory size in MB. */
+  readonly memorySize: number;
+  readonly maxMemoryUsedMB?: number;
+  /** Set on a cold start. */
+  readonly initDurationMs?: number;
+  readonly outcome: Outcome;
+}

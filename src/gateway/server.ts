@@ -7,8 +7,7 @@
  * is built in one pass, and a request's body is read with a 6 MB cap.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { newRequestId, type ApiKind, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
+import { closeGracefully, listen, newRequestId, type ApiKind, type CorsConfig, type InvocationResult, type RouteSpec, type ServiceSpec } from '../core/index.js';
 import { Router, type RouteMatch } from './router.js';
 import { buildEventV1, buildEventV2, type IncomingRequest } from './events.js';
 import { mapResult, MISSING_TOKEN, NOT_FOUND, platformResponse, TOO_LARGE, type GatewayResponse } from './responses.js';
@@ -69,13 +68,7 @@ export class Gateway {
 
   /** Starts listening; resolves with the bound port. Rejects on EADDRINUSE and the like. */
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        resolve((this.server.address() as AddressInfo).port);
-      });
-    });
+    return listen(this.server, port, host);
   }
 
   /** New routes take effect for the next request. */
@@ -88,12 +81,7 @@ export class Gateway {
    * finish for up to `deadlineMs` (default 10 s), then cuts what is left.
    */
   close(deadlineMs = 10_000): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
-      timer.unref();
-      this.server.close(() => { clearTimeout(timer); resolve(); });
-      this.server.closeIdleConnections();
-    });
+    return closeGracefully(this.server, deadlineMs);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {

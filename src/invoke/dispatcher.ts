@@ -90,6 +90,8 @@ export class FunctionDispatcher implements CapacityMember {
   /** Idle instances; the most recently used last. */
   private readonly idle: Instance[] = [];
   private readonly all = new Set<Instance>();
+  /** Instances retired on purpose: their memory was given back to the host budget already. */
+  private readonly retiring = new Set<Instance>();
   private queue: Pending[] = [];
   private starting = 0;
   private busy = 0;
@@ -273,9 +275,6 @@ export class FunctionDispatcher implements CapacityMember {
       this.release(inst);
     });
   }
-
-  /** Instances retired on purpose: their memory was given back already. */
-  private readonly retiring = new Set<Instance>();
 
   private retire(inst: Instance): void {
     if (this.retiring.has(inst)) return;

@@ -11,7 +11,7 @@
  * https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html
  * https://docs.aws.amazon.com/lambda/latest/dg/configuration-aliases.html
  */
-import type { FunctionSpec, Outcome, RouteSpec } from '../core/index.js';
+import type { FunctionSpec, InvocationRecord, RouteSpec } from '../core/index.js';
 
 /** The configuration of a function version: a FunctionSpec without where its code lives. */
 export type FunctionConfig = Omit<FunctionSpec, 'codeDir'>;
@@ -55,20 +55,8 @@ export interface ServiceRecord {
   readonly deployedAt: string;
 }
 
-/** One invocation, for metrics and cost. */
-export interface InvocationRow {
-  readonly requestId: string;
-  readonly functionName: string;
-  readonly version: string;
-  /** Epoch ms. */
-  readonly startMs: number;
-  readonly durationMs: number;
-  readonly billedDurationMs: number;
-  readonly memorySize: number;
-  readonly maxMemoryUsedMB?: number;
-  readonly initDurationMs?: number;
-  readonly outcome: Outcome;
-}
+/** One invocation, for metrics and cost (the shared record of src/core). */
+export type InvocationRow = InvocationRecord;
 
 /** One invocation's log text. */
 export interface LogRow {

@@ -3,25 +3,10 @@
  * duration percentiles, throughput (invocations / elapsed time), GB-seconds
  * and cost, and the scale ratio (peak instances / minimum instances).
  */
-import type { Outcome } from '../core/index.js';
-import { cost, gbSeconds, LAMBDA_X86_PRICES, type Prices } from './cost.js';
+import type { InvocationRecord, Outcome } from '../core/index.js';
 
-/** One invocation, as recorded (the fields of Lambda's REPORT line and the outcome). */
-export interface InvocationRecord {
-  readonly requestId: string;
-  readonly functionName: string;
-  readonly version: string;
-  /** Epoch ms when the invocation started. */
-  readonly startMs: number;
-  readonly durationMs: number;
-  readonly billedDurationMs: number;
-  /** Memory size in MB. */
-  readonly memorySize: number;
-  readonly maxMemoryUsedMB?: number;
-  /** Set on a cold start. */
-  readonly initDurationMs?: number;
-  readonly outcome: Outcome;
-}
+export type { InvocationRecord };
+import { cost, gbSeconds, LAMBDA_X86_PRICES, type Prices } from './cost.js';
 
 /** What `summarise` computes. Durations in ms, throughput in invocations per second, cost in USD. */
 export interface MetricsSummary {
