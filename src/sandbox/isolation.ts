@@ -21,6 +21,8 @@ import { dirname, join, sep } from 'node:path';
 
 /** Where a function's code is inside the sandbox, as on Lambda. */
 export const SANDBOX_TASK_ROOT = '/var/task';
+/** Where the runtime shim (runtimes/<language>) is inside the sandbox; Lambda's is /var/runtime. */
+export const SANDBOX_RUNTIME_DIR = '/var/runtime';
 
 /** What `detectIsolation` found and will apply. */
 export interface Isolation {
@@ -33,7 +35,7 @@ export interface Isolation {
    * Wraps `command args` to run sandboxed with `codeDir` at /var/task.
    * Returns the command to spawn; `taskRoot` is the path of the code inside.
    */
-  wrap(command: string, args: readonly string[], codeDir: string, extraReadOnly: readonly string[]): { command: string; args: string[]; taskRoot: string };
+  wrap(command: string, args: readonly string[], codeDir: string, runtimeDir: string, extraReadOnly: readonly string[]): { command: string; args: string[]; taskRoot: string };
   /** Maps a host path under `codeDir` to its path inside the sandbox. */
   inside(path: string, codeDir: string): string;
 }
@@ -101,12 +103,14 @@ export function detectIsolation(mode: 'auto' | 'none', readable: readonly string
     kind: 'bwrap',
     uid: drop ? NOBODY : process.getuid?.() ?? null,
     description: `instances sandboxed with bubblewrap as ${who}: own mount/pid/ipc/uts namespaces, code read-only at ${SANDBOX_TASK_ROOT}, private /tmp, clean environment, network shared`,
-    wrap(command, args, codeDir, extraReadOnly) {
-      const binds: string[] = [];
+    wrap(command, args, codeDir, runtimeDir, extraReadOnly) {
+      // The shim sits at /var/runtime, not at its host path: a checkout under /tmp must not show in the private /tmp.
+      const binds: string[] = ['--ro-bind', runtimeDir, SANDBOX_RUNTIME_DIR];
       for (const p of extraReadOnly) if (!p.startsWith('/usr/') && existsSync(p)) binds.push('--ro-bind', p, p);
+      const inner = args.map((a) => (a.startsWith(runtimeDir + sep) ? SANDBOX_RUNTIME_DIR + a.slice(runtimeDir.length) : a));
       return {
         command: prefix[0],
-        args: [...prefix.slice(1), ...baseArgs(isRoot && !drop), ...binds, '--ro-bind', codeDir, SANDBOX_TASK_ROOT, '--chdir', SANDBOX_TASK_ROOT, '--', command, ...args],
+        args: [...prefix.slice(1), ...baseArgs(isRoot && !drop), ...binds, '--ro-bind', codeDir, SANDBOX_TASK_ROOT, '--chdir', SANDBOX_TASK_ROOT, '--', command, ...inner],
         taskRoot: SANDBOX_TASK_ROOT,
       };
     },

@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 import { NimbusError, type FunctionSpec } from '../core/index.js';
 import type { InstanceLaunch } from './instance.js';
 import type { PoolRuntime } from './pool.js';
-import { NO_ISOLATION, type Isolation } from './isolation.js';
+import { NO_ISOLATION, SANDBOX_RUNTIME_DIR, type Isolation } from './isolation.js';
 
 /** The repository root (where `runtimes/` lives), found from this file's location. */
 export const packageRoot: string = (() => {
@@ -154,10 +154,20 @@ export function mtimeMs(file: string): number {
   try { return statSync(file).mtimeMs; } catch { return 0; }
 }
 
-/** Folders an instance of `language` must read besides its code: the runtime shim and the interpreter's prefix. */
+/** The runtime shim's folder on the host. */
+function runtimeDir(language: 'node' | 'python'): string {
+  return join(packageRoot, 'runtimes', language);
+}
+
+/** The interpreter's folders a sandbox must show (the runtime shim is bound on its own). */
+function interpreterPaths(language: 'node' | 'python', host: HostRuntimes): string[] {
+  return runtimeReadPaths(language, host).slice(1);
+}
+
+/** Folders an instance of `language` must read besides its code: the runtime shim, then the interpreter's prefixes. */
 export function runtimeReadPaths(language: 'node' | 'python', host: HostRuntimes): string[] {
   const interpreter = language === 'node' ? host.node : host.python;
-  const paths = [join(packageRoot, 'runtimes', language)];
+  const paths = [runtimeDir(language)];
   if (interpreter) {
     // The folder the interpreter sits in (a virtualenv's bin/ is a link there), and where it really lives.
     const prefixes = new Set([dirname(dirname(interpreter)), dirname(dirname(realpathSync(interpreter)))]);
@@ -177,7 +187,7 @@ export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes, 
   if (!interpreter) return null;
   const env = { PATH: `${dirname(interpreter)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'en_US.UTF-8', TZ: ':UTC' };
   const bootstrap = join(packageRoot, 'runtimes', language, language === 'node' ? 'bootstrap.mjs' : 'bootstrap.py');
-  const wrapped = isolation.wrap(interpreter, [bootstrap], codeDir, runtimeReadPaths(language, host));
+  const wrapped = isolation.wrap(interpreter, [bootstrap], codeDir, runtimeDir(language), interpreterPaths(language, host));
   return { language, command: wrapped.command, args: wrapped.args, env, cwd: codeDir };
 }
 
@@ -188,7 +198,11 @@ export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes, 
 export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: string | undefined, instanceTag: string, isolation: Isolation = NO_ISOLATION): InstanceLaunch {
   const logStreamName = `${new Date().toISOString().slice(0, 10).replace(/-/g, '/')}/[$LATEST]${instanceTag}`;
   const taskRoot = isolation.inside(spec.codeDir, spec.codeDir);
-  const env = { ...instanceEnvironment(spec, host, logStreamName), LAMBDA_TASK_ROOT: taskRoot };
+  const env = {
+    ...instanceEnvironment(spec, host, logStreamName),
+    LAMBDA_TASK_ROOT: taskRoot,
+    ...(isolation.kind === 'bwrap' ? { LAMBDA_RUNTIME_DIR: SANDBOX_RUNTIME_DIR } : {}),
+  };
   const init = {
     handler: spec.handler,
     taskRoot,
@@ -216,7 +230,7 @@ export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: st
     interpreter = host.python;
     args = [join(packageRoot, 'runtimes', 'python', 'bootstrap.py')];
   }
-  const wrapped = isolation.wrap(interpreter, args, spec.codeDir, runtimeReadPaths(spec.language, host));
+  const wrapped = isolation.wrap(interpreter, args, spec.codeDir, runtimeDir(spec.language), interpreterPaths(spec.language, host));
   return {
     command: wrapped.command, args: wrapped.args, env, cwd: spec.codeDir, init, memoryMB: spec.memorySize, initTimeoutMs,
     wrapped: isolation.kind !== 'none',
