@@ -15,7 +15,7 @@
  * The network namespace is shared: functions reach databases and APIs as
  * on Lambda.
  */
-import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { dirname, join, sep } from 'node:path';
 
@@ -85,6 +85,7 @@ export function detectIsolation(mode: 'auto' | 'none', readable: readonly string
   if (mode === 'none') return { ...NO_ISOLATION, description: 'instances run as plain child processes (isolation turned off)' };
   const bwrap = which('bwrap');
   if (!bwrap) return NO_ISOLATION;
+  sweepOrphans(readable);
   const isRoot = process.getuid?.() === 0;
   const setpriv = isRoot ? which('setpriv') : null;
   const unreadable = readable.filter((p) => !readableByOthers(p));
@@ -118,6 +119,28 @@ export function detectIsolation(mode: 'auto' | 'none', readable: readonly string
       return path === codeDir ? SANDBOX_TASK_ROOT : path.startsWith(codeDir + sep) ? SANDBOX_TASK_ROOT + path.slice(codeDir.length) : path;
     },
   };
+}
+
+/**
+ * Kills sandboxes left by a platform that died without stopping them
+ * (`kill -9`): bwrap processes adopted by init (parent pid 1) that bind one
+ * of our runtime folders. Their instances exited with the platform's end of
+ * the control channel; only the outer bwrap lingers.
+ */
+function sweepOrphans(ours: readonly string[]): void {
+  const roots = new Set(ours.filter((p) => /[\\/]runtimes[\\/](node|python)$/.test(p)).map((p) => dirname(p) + sep));
+  if (roots.size === 0) return;
+  const isOurs = (a: string) => [...roots].some((r) => a.startsWith(r));
+  let pids: string[];
+  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return; }
+  for (const pid of pids) {
+    try {
+      if (!/^PPid:\s+1$/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!argv[0]?.endsWith('bwrap')) continue;
+      if (argv.some((a, i) => argv[i - 1] === '--ro-bind' && isOurs(a))) process.kill(Number(pid), 'SIGKILL');
+    } catch { /* gone, or not ours to read */ }
+  }
 }
 
 /** System folders read-only, fresh /proc, /dev and /tmp, new namespaces but the network's. */
