@@ -4,7 +4,25 @@ import { InvalidArgumentError } from 'commander';
 export function intOption(flag: string): (value: string) => number {
   return (value) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${flag} takes a whole number from 0 to 65535, got "${value}"`);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a whole number of 0 or more, got "${value}"`);
+    return n;
+  };
+}
+
+/** A commander parser for a positive number (seconds, shares). */
+export function numberOption(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} takes a number above 0, got "${value}"`);
+    return n;
+  };
+}
+
+/** A commander parser for a TCP port (0 picks a free one). */
+export function portOption(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`${flag} takes a port from 0 to 65535, got "${value}"`);
     return n;
   };
 }

@@ -32,11 +32,15 @@ export function canUsePool(env: Readonly<Record<string, string>>): boolean {
   return true;
 }
 
+/** How long after a take the pool starts refilling, in ms. */
+const REFILL_DELAY_MS = 100;
+
 export class WarmPool {
   private readonly ready: RuntimeProcess[] = [];
   private readonly onExit = new WeakMap<RuntimeProcess, () => void>();
   private spawning = 0;
   private closed = false;
+  private refillTimer: NodeJS.Timeout | null = null;
 
   /** @param size how many processes to keep waiting (0 turns the pool off). */
   constructor(readonly runtime: PoolRuntime, readonly size: number) {
@@ -46,13 +50,20 @@ export class WarmPool {
   /** Waiting processes (for tests and metrics). */
   get available(): number { return this.ready.length; }
 
-  /** A waiting process, or undefined when the pool is empty; a replacement starts in the background. */
+  /**
+   * A waiting process, or undefined when the pool is empty. A replacement
+   * starts REFILL_DELAY_MS later, so starting it (tens of ms of CPU) does not
+   * compete with the cold start that took this one.
+   */
   take(): RuntimeProcess | undefined {
     let proc: RuntimeProcess | undefined;
     while ((proc = this.ready.shift())) {
       if (proc.child.exitCode === null && proc.child.signalCode === null) break;
     }
-    this.fill();
+    if (!this.refillTimer && !this.closed) {
+      this.refillTimer = setTimeout(() => { this.refillTimer = null; this.fill(); }, REFILL_DELAY_MS);
+      this.refillTimer.unref();
+    }
     if (proc) proc.child.off('exit', this.onExit.get(proc)!);
     return proc;
   }
@@ -60,6 +71,7 @@ export class WarmPool {
   /** Stops every waiting process. */
   close(): void {
     this.closed = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
     for (const p of this.ready.splice(0)) p.child.kill('SIGKILL');
   }
 
