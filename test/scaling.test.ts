@@ -40,6 +40,7 @@ functions:
   one:
     name: one
     handler: handler.sleep
+    timeout: 10
     reservedConcurrency: 1
     events:
       - httpApi: GET /one
@@ -74,7 +75,7 @@ describe('scaling with real instances', () => {
     writeFileSync(join(dir, 'serverless.yml'), CONFIG);
     server = await DevServer.start({
       configPath: join(dir, 'serverless.yml'), env: process.env, port: 0, controlPort: 0, watch: false, log: () => {},
-      keepAliveMs: 1500, maxQueued: 500, maxQueueWaitMs: 2000,
+      keepAliveMs: 1500, maxQueued: 500, maxQueueWaitMs: 5000,
     });
     base = `http://127.0.0.1:${server.port}`;
     invokeBase = `http://127.0.0.1:${server.controlPort}/2015-03-31/functions`;
@@ -86,7 +87,7 @@ describe('scaling with real instances', () => {
 
   it('answers 200 concurrent requests, never running more than reservedConcurrency instances', async () => {
     const d = server.platform.find('burst')!;
-    const replies = await Promise.all(Array.from({ length: 200 }, () => fetch(`${base}/burst?ms=50`).then(async (r) => ({ status: r.status, body: await r.text() }))));
+    const replies = await Promise.all(Array.from({ length: 200 }, () => fetch(`${base}/burst?ms=20`).then(async (r) => ({ status: r.status, body: await r.text() }))));
     const failed = replies.filter((r) => r.status !== 200);
     assert.deepEqual(failed, [], `${failed.length} of 200 failed`);
     const instances = new Set(replies.map((r) => (JSON.parse(r.body) as { instanceId: string }).instanceId));
@@ -96,8 +97,8 @@ describe('scaling with real instances', () => {
   });
 
   it('throttles past the limit and the queue: 429 TooManyRequestsException on the Invoke API, 500 on the gateway', async () => {
-    // One instance at most; each invocation takes 3 s, the queue waits 2 s: the first runs, the rest are throttled.
-    const calls = Array.from({ length: 4 }, () => fetch(`${invokeBase}/one/invocations`, { method: 'POST', body: '{"ms":3000}' }));
+    // One instance at most; each invocation takes 7 s, the queue waits 5 s: the first runs, the rest are throttled.
+    const calls = Array.from({ length: 4 }, () => fetch(`${invokeBase}/one/invocations`, { method: 'POST', body: '{"ms":7000}' }));
     const replies = await Promise.all(calls.map(async (p) => {
       const r = await p;
       return { status: r.status, type: r.headers.get('x-amzn-errortype'), body: await r.text() };
@@ -108,7 +109,7 @@ describe('scaling with real instances', () => {
     assert.deepEqual(JSON.parse(throttled[0].body), { Type: 'User', Message: 'Rate Exceeded.', Reason: 'ReservedFunctionConcurrentInvocationLimitExceeded' });
     assert.ok(replies.some((r) => r.status === 200));
 
-    const viaGateway = await Promise.all(Array.from({ length: 4 }, () => fetch(`${base}/one?ms=3000`)));
+    const viaGateway = await Promise.all(Array.from({ length: 4 }, () => fetch(`${base}/one?ms=7000`)));
     const gwThrottled = viaGateway.filter((r) => r.headers.get('x-nimbus-error') === 'NIMBUS_ERR_GATEWAY_THROTTLED');
     assert.equal(gwThrottled.length, 3);
     assert.equal(gwThrottled[0].status, 500);
