@@ -165,8 +165,11 @@ function serialiseError(doc) {
 /** @param {Record<string, any>} header */
 async function onInit(header) {
   init = header;
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, header.env);
+  // Only what changes is touched: setting or deleting TZ makes ICU detect the
+  // time zone again (~10 ms of file reads inside the sandbox).
+  const env = /** @type {Record<string, string>} */ (header.env);
+  for (const k of Object.keys(process.env)) if (!(k in env)) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (process.env[k] !== v) process.env[k] = v;
   process.chdir(header.taskRoot);
   const started = performance.now();
   try {

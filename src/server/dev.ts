@@ -3,7 +3,7 @@
  * the control API (Invoke API, health) and reload on file change.
  */
 import { relative } from 'node:path';
-import chokidar, { type FSWatcher } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import type { FunctionSpec, ServiceSpec } from '../core/index.js';
 import { isNimbusError } from '../core/index.js';
 import { Gateway } from '../gateway/index.js';
@@ -92,7 +92,7 @@ export class DevServer {
       await self.close();
       throw e;
     }
-    if (options.watch !== false) self.startWatching(spec);
+    if (options.watch !== false) await self.startWatching(spec);
     self.loaded = true;
     return self;
   }
@@ -111,7 +111,8 @@ export class DevServer {
    * Watches the service folder with chokidar, which also follows files
    * replaced by an atomic save (write a temporary file, rename it over).
    */
-  private startWatching(spec: ServiceSpec): void {
+  private async startWatching(spec: ServiceSpec): Promise<void> {
+    const { default: chokidar } = await import('chokidar');
     const ignored = (path: string, stats?: { isFile(): boolean }) => {
       const rel = relative(spec.dir, path);
       if (IGNORED.test(rel)) return true;

@@ -56,7 +56,7 @@ export interface PlatformOptions {
  */
 export class Platform {
   spec!: ServiceSpec;
-  readonly host: HostRuntimes;
+  host: HostRuntimes;
   readonly limits: LimitEnforcer;
   readonly capacity: Capacity;
   /** Decided at the first load (it depends on the code folders). */
@@ -69,7 +69,8 @@ export class Platform {
   private readonly pools = new Map<string, WarmPool>();
 
   constructor(private readonly options: PlatformOptions) {
-    this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv);
+    // Python is looked for once a service has a Python function (a pyenv shim costs ~0.4 s).
+    this.host = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv, false);
     this.limits = options.limits ?? detectLimitEnforcer();
     this.capacity = new Capacity(Math.floor((totalmem() / (1024 * 1024)) * (options.hostMemoryShare ?? 0.8)));
   }
@@ -77,6 +78,10 @@ export class Platform {
   /** Reads the config and prepares every function. Throws NimbusError on bad config or code. */
   async load(): Promise<ServiceSpec> {
     const spec = loadServiceConfig(this.options.configPath, { stage: this.options.stage, region: this.options.region, env: this.options.env });
+    if (!this.options.hostRuntimes && this.host.python === null && this.host.pythonPrefixes.length === 0
+      && spec.functions.some((f) => f.language === 'python')) {
+      this.host = detectHostRuntimes(this.options.pythonCommand ?? 'python3', this.options.env as NodeJS.ProcessEnv, true);
+    }
     const launches = await this.prepare(spec);
     this.apply(spec, launches);
     return spec;
