@@ -10,7 +10,7 @@
 //   pooled/full  Instance.start on a pre-warmed process (bwrap + cgroups): INIT -> READY
 //   pooled/nolim the same without cgroup limits (the difference is the cgroup attach)
 //   attach       LimitEnforcer.attach() + startCpuQuota() alone, on a sleeping process
-//   pooled/refill pooled/full while a replacement runtime starts beside it, as WarmPool.take() does
+//   pooled/refill pooled/full while a replacement runtime boots beside it (a pool refill with no delay)
 //   invoke1/2    first and second INVOKE -> RESULT on the pooled/full instance
 //   tzReset      (Node) `delete process.env.TZ` inside the sandbox: what the Node bootstrap's
 //                environment reset costs there (ICU re-detects the host time zone)
@@ -98,7 +98,7 @@ async function fresh(f, iso, lim) {
 }
 /**
  * Pre-warmed process (as WarmPool does), idle 600 ms, then Instance.start on it -> READY; invokes.
- * `refill`: a replacement runtime is spawned on the next tick, as WarmPool.take() does.
+ * `refill`: a replacement runtime is spawned on the next tick (a pool refill with no delay).
  */
 async function pooled(f, lim, withInvokes, refill = false) {
   const rt = sb.poolRuntimeFor(f.language, host, bwrap, f.codeDir);

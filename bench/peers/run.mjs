@@ -39,7 +39,8 @@ const SCALE_TRIALS = Number(env.SCALE_TRIALS || 1);
 const SCALE_UNPINNED = env.SCALE_UNPINNED !== '0';
 const SLEEP_MS = 1000;
 
-fs.rmSync(LOG, { recursive: true, force: true });
+const REPORT_ONLY = env.REPORT_ONLY === '1'; // re-print the report of the last run from results.json
+if (!REPORT_ONLY) fs.rmSync(LOG, { recursive: true, force: true });
 fs.mkdirSync(LOG, { recursive: true });
 const log = (s) => process.stderr.write(s + '\n');
 
@@ -480,7 +481,7 @@ function report() {
     L.push(`| … Node: \`delete process.env.TZ\` inside the sandbox (the bootstrap's env reset; ICU scans /usr/share/zoneinfo) | ${v('node', 'tzReset')} | – |`);
     L.push(`| first INVOKE -> RESULT on that instance / second | ${v('node', 'pooledFull', 'invoke1')} / ${v('node', 'pooledFull', 'invoke2')} | ${v('py', 'pooledFull', 'invoke1')} / ${v('py', 'pooledFull', 'invoke2')} |`);
     L.push(`| pooled + cgroups: Instance.start -> first RESULT | ${v('node', 'pooledFull', 'firstAnswerMs')} | ${v('py', 'pooledFull', 'firstAnswerMs')} |`);
-    L.push(`| the same while a replacement runtime starts beside it (what WarmPool.take() does) | ${v('node', 'pooledRefill', 'firstAnswerMs')} | ${v('py', 'pooledRefill', 'firstAnswerMs')} |`);
+    L.push(`| the same while a replacement runtime boots beside it (a pool refill with no delay) | ${v('node', 'pooledRefill', 'firstAnswerMs')} | ${v('py', 'pooledRefill', 'firstAnswerMs')} |`);
     L.push('');
     const s = b.startup ?? {};
     L.push(`\`nimbus dev\` start-up, step by step (fresh process each, median of 5): node boot ${C.fmt(s.bootMs)} ms, import of the CLI's modules ${C.fmt(s.importMs)} ms, `
@@ -493,7 +494,15 @@ function report() {
 // ---- main ---------------------------------------------------------------------------------
 
 (async () => {
-  // One line about Nimbus's limits and isolation on this host, from a nimbus dev start log.
+  if (REPORT_ONLY) {
+    Object.assign(results, JSON.parse(fs.readFileSync(path.join(OUT, 'results.json'), 'utf8')));
+    env.MACHINE_INFO ??= results.machineInfo;
+    env.NIMBUS_SOURCE ??= results.nimbusSource;
+    process.stdout.write(report() + '\n');
+    return;
+  }
+  results.machineInfo = env.MACHINE_INFO;
+  results.nimbusSource = env.NIMBUS_SOURCE;
   const phases = { steady, cold, zero, scale, memory, breakdown };
   for (const ph of PHASES) {
     if (!phases[ph]) throw new Error(`unknown phase ${ph}`);
