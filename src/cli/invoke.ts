@@ -12,6 +12,7 @@ import { paint, reportError, type Io } from './output.js';
 
 interface InvokeOptions { function: string; data?: string; path?: string; config: string; stage?: string; region?: string; log: boolean }
 
+/** Registers `invoke` on `program`; `done` receives the exit code (0, or 1 when the invocation or the command failed). */
 export function registerInvoke(program: Command, io: Io, done: (code: number) => void): void {
   program
     .command('invoke')

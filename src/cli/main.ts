@@ -7,6 +7,7 @@ import { processIo, type Io } from './output.js';
 import { registerDev } from './dev.js';
 import { registerInvoke } from './invoke.js';
 
+/** The version `nimbus --version` prints (package.json's). */
 export const VERSION = '0.1.0';
 
 /** Runs the CLI with `argv` (without `node` and the script). Resolves with the exit code. */

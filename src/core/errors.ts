@@ -17,6 +17,7 @@ interface CatalogueEntry {
   readonly hint?: string;
 }
 
+/** Every error code: HTTP status, who is at fault, message template, how to fix it. Documented in docs/errors.md (a test checks). */
 export const errorCatalogue = {
   NIMBUS_ERR_CONFIG_NOT_FOUND: {
     status: 400, fault: 'user',

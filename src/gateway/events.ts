@@ -27,7 +27,9 @@ export interface IncomingRequest {
   readonly timeEpoch: number;
 }
 
+/** The account id in ARNs and request contexts (Nimbus has no AWS account). */
 export const ACCOUNT_ID = '000000000000';
+/** `requestContext.apiId` of every event. */
 export const API_ID = 'nimbus';
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

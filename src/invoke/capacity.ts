@@ -18,6 +18,10 @@ export interface CapacityMember {
   onCapacityFreed(): void;
 }
 
+/**
+ * The host memory budget (MB) shared by all dispatchers: `tryReserve` before
+ * starting an instance, `release` when it exits or retires. Never throws.
+ */
 export class Capacity {
   private usedMB = 0;
   private readonly members = new Set<CapacityMember>();

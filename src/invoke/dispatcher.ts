@@ -86,6 +86,11 @@ const THROTTLED_PAYLOAD = (reserved: boolean) => JSON.stringify({
   Reason: reserved ? 'ReservedFunctionConcurrentInvocationLimitExceeded' : 'ConcurrentInvocationLimitExceeded',
 });
 
+/**
+ * One function's instances and queue. `invoke()` resolves with an
+ * InvocationResult (never rejects); `reload()` swaps code for new invocations;
+ * `drain()` / `close()` stop it. Scaling decisions come from `src/scaler`.
+ */
 export class FunctionDispatcher implements CapacityMember {
   /** Idle instances; the most recently used last. */
   private readonly idle: Instance[] = [];

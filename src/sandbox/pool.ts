@@ -35,6 +35,10 @@ export function canUsePool(env: Readonly<Record<string, string>>): boolean {
 /** How long after a take the pool starts refilling, in ms. */
 const REFILL_DELAY_MS = 100;
 
+/**
+ * A pool of `size` generic runtime processes of one language (and code
+ * folder, when sandboxed), started ahead of need; `take()` hands one out.
+ */
 export class WarmPool {
   private readonly ready: RuntimeProcess[] = [];
   private readonly onExit = new WeakMap<RuntimeProcess, () => void>();

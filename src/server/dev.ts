@@ -11,6 +11,7 @@ import { ControlServer } from '../control/index.js';
 import { functionArn } from '../sandbox/index.js';
 import { Platform, type PlatformOptions } from './platform.js';
 
+/** Settings of `nimbus dev`: the platform's, plus ports, bind address, watching and API Gateway's integration timeouts. */
 export interface DevOptions extends PlatformOptions {
   readonly port: number;
   readonly controlPort: number;
