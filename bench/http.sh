@@ -59,7 +59,7 @@ fi
 AUTOCANNON=bench/.peers/node_modules/autocannon/autocannon.js
 if [ "$TOOL" = autocannon ] && [ ! -f "$AUTOCANNON" ]; then
   echo "installing autocannon into bench/.peers/ (not a project dependency)" >&2
-  npm install --prefix bench/.peers --no-audit --no-fund --no-save autocannon >&2
+  npm install --prefix bench/.peers --no-audit --no-fund autocannon >&2
 fi
 
 LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
@@ -145,10 +145,10 @@ cpu_ticks() { # cpu_ticks <pid> → "own descendants"
   echo "${own:-0} $sum"
 }
 
-instances() { # Nimbus's function instances alive now (node processes; a sandboxed one also has bwrap parents)
+instances() { # Nimbus's runtime processes alive now: instances and warm-pool spares (a sandboxed one has bwrap parents)
   local n=0 p
   for p in $(descendants "$NIMBUS_PID"); do
-    if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = node ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'runtimes/node/bootstrap'; then
+    if [ "$(cat "/proc/$p/comm" 2>/dev/null)" = node ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q 'bootstrap\.mjs'; then
       n=$((n + 1))
     fi
   done
@@ -158,8 +158,8 @@ instances() { # Nimbus's function instances alive now (node processes; a sandbox
 # ---- warm-up ---------------------------------------------------------------------------
 # Nimbus's first burst of 50 concurrent requests cold-starts ~50 instances on the
 # one pinned core, and each instance then JIT-compiles on its own share of the
-# traffic: the rate climbs for tens of seconds (55 → 226 → 988 → 1355 → 1380 →
-# 1462 req/s in consecutive 5 s runs, once). So warm up in 3 s steps until the
+# traffic: the rate climbs for tens of seconds (20 → 42 → 159 → 521 → 1048 →
+# 1520 req/s in consecutive 3 s steps, once). So warm up in 3 s steps until the
 # rate stops climbing (< 10% over the step before), at least WARMUP_S and at
 # most WARMUP_MAX_S seconds.
 WARMUP_S=${WARMUP_S:-10}
@@ -173,8 +173,10 @@ warm_up() { # warm_up <port> <name>
     if [ $((SECONDS - start)) -ge "$WARMUP_MAX_S" ]; then echo "warning: $2 still speeding up after ${WARMUP_MAX_S} s" >&2; break; fi
     prev=$rps
   done
+  WARM_LOG+="warm-up $2: $((SECONDS - start)) s, req/s per 3 s step:$steps"$'\n'
   echo "warm-up $2: $((SECONDS - start)) s, req/s per 3 s step:$steps" >&2
 }
+WARM_LOG=""
 warm_up "$PORT" nimbus
 warm_up "$NODE_PORT" node-http
 
@@ -190,7 +192,7 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r rps p50 p99 errors requests <<<"$r"
     cpu=$(awk -v a=$((own1 - own0)) -v b=$((kids1 - kids0)) -v n="$requests" -v hz="$CLK_TCK" \
       'BEGIN { printf "%.0f %.0f", a * 1e6 / hz / n, b * 1e6 / hz / n }')
-    echo "round $round $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, CPU µs/request (server, instances): $cpu$([ "$name" = nimbus ] && echo ", $(instances) instances")" >&2
+    echo "round $round $name: $rps req/s, p50 $p50 ms, p99 $p99 ms, $errors errors, CPU µs/request (server, instances): $cpu$([ "$name" = nimbus ] && echo ", $(instances) runtime processes")" >&2
     RESULTS[$name]+="$rps $p50 $p99 $errors $cpu"$'\n'
   done
 done
@@ -227,4 +229,5 @@ echo "| Nimbus dev (gateway + function instances) | $N_RPS ($N_MIN–$N_MAX) | $
 echo "| raw node:http, same JSON | $H_RPS ($H_MIN–$H_MAX) | $H_P50 | $H_P99 | $((H_CS + H_CI)) ($H_CS + $H_CI) | $H_ERR | 1.00× |"
 echo
 echo "Nimbus costs ${CPU_RATIO}× the CPU per request of raw node:http."
-echo "Nimbus function instances alive after the last round: $INSTANCES (all on the gateway's CPU)."
+printf '%s' "$WARM_LOG"
+echo "Nimbus runtime processes (function instances and warm-pool spares) alive after the last round: $INSTANCES, all on the gateway's CPU."
