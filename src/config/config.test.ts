@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isNimbusError, type NimbusError } from '../core/errors.js';
-import type { CorsConfig, ServiceSpec } from '../core/types.js';
+import { isNimbusError, type NimbusError } from '../core/index.js';
+import type { CorsConfig, ServiceSpec } from '../core/index.js';
 import { loadServiceConfig, parseServiceConfig, type LoadOptions } from './index.js';
 
 const roots: string[] = [];

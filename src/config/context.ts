@@ -2,7 +2,7 @@
  * What every step of reading one serverless.yml shares: the file name for
  * messages, the line index, and the warnings collected so far.
  */
-import { NimbusError } from '../core/errors.js';
+import { NimbusError } from '../core/index.js';
 import { formatPath, type LineIndex, type Segment } from './source.js';
 
 export class ConfigContext {

@@ -8,7 +8,7 @@
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Language } from '../core/types.js';
+import type { Language } from '../core/index.js';
 
 /** Node module extensions tried, in order (TypeScript is bundled by the deploy step). */
 export const NODE_EXTENSIONS: readonly string[] = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];

@@ -8,8 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { NimbusError } from '../core/errors.js';
-import type { ServiceSpec } from '../core/types.js';
+import { NimbusError } from '../core/index.js';
+import type { ServiceSpec } from '../core/index.js';
 import { ConfigContext } from './context.js';
 import { buildServiceSpec } from './service.js';
 import { parseSource } from './source.js';

@@ -3,7 +3,7 @@
  * (HTTP API) events, normalised the way the Serverless Framework compiles
  * them to API Gateway.
  */
-import type { CorsConfig } from '../core/types.js';
+import type { CorsConfig } from '../core/index.js';
 
 /** Methods API Gateway routes on; `ANY` matches them all. */
 export const ROUTE_METHODS: readonly string[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY'];

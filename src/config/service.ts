@@ -5,8 +5,8 @@
  * https://www.serverless.com/framework/docs/providers/aws/guide/serverless.yml
  */
 import { relative, isAbsolute, sep } from 'node:path';
-import { NimbusError } from '../core/errors.js';
-import type { CorsConfig, FunctionSpec, Language, PayloadFormatVersion, RouteSpec, ServiceSpec } from '../core/types.js';
+import { NimbusError } from '../core/index.js';
+import type { CorsConfig, FunctionSpec, Language, PayloadFormatVersion, RouteSpec, ServiceSpec } from '../core/index.js';
 import type { ConfigContext } from './context.js';
 import { findHandlerFile, handlerCandidates, splitHandler } from './handlers.js';
 import {

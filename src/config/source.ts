@@ -5,7 +5,7 @@
  */
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node } from 'yaml';
-import { NimbusError } from '../core/errors.js';
+import { NimbusError } from '../core/index.js';
 
 /** One step of a key path: a mapping key or a list index. */
 export type Segment = string | number;

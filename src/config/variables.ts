@@ -13,7 +13,7 @@
  * syntax, `${AWS::Region}`) is left as written.
  */
 import { randomBytes } from 'node:crypto';
-import { NimbusError } from '../core/errors.js';
+import { NimbusError } from '../core/index.js';
 import type { ConfigContext } from './context.js';
 import { formatPath, pathKey, type Segment } from './source.js';
 
