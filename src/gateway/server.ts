@@ -45,7 +45,10 @@ interface RoutingTable {
   readonly binaryMediaTypes: readonly string[];
 }
 
-function compile(spec: ServiceSpec): RoutingTable {
+/** What the gateway needs of a service: its stage, routes and API settings. */
+export type GatewayService = Pick<ServiceSpec, 'stage' | 'routes' | 'httpApiCors' | 'binaryMediaTypes'>;
+
+function compile(spec: GatewayService): RoutingTable {
   return {
     stage: spec.stage,
     stagePrefix: `/${spec.stage}`,
@@ -56,13 +59,20 @@ function compile(spec: ServiceSpec): RoutingTable {
   };
 }
 
-/** The gateway: call `listen()`, `reload()` on a new config, `close()` to stop. */
+/**
+ * The gateway: call `listen()`, `reload()` on a new config, `close()` to stop.
+ *
+ * It serves one service (`nimbus dev`) or several (`nimbus server`): their
+ * routes share the port, a specific route of any service wins over a
+ * `$default` one, and services are tried in the order given (deploys refuse
+ * routes that would clash).
+ */
 export class Gateway {
-  private table: RoutingTable;
+  private tables: readonly RoutingTable[];
   private readonly server: http.Server;
 
-  constructor(spec: ServiceSpec, private readonly invoke: Invoker, private readonly options: GatewayOptions = {}) {
-    this.table = compile(spec);
+  constructor(spec: GatewayService | readonly GatewayService[], private readonly invoke: Invoker, private readonly options: GatewayOptions = {}) {
+    this.tables = (Array.isArray(spec) ? spec : [spec as GatewayService]).map(compile);
     this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
   }
 
@@ -72,8 +82,8 @@ export class Gateway {
   }
 
   /** New routes take effect for the next request. */
-  reload(spec: ServiceSpec): void {
-    this.table = compile(spec);
+  reload(spec: GatewayService | readonly GatewayService[]): void {
+    this.tables = (Array.isArray(spec) ? spec : [spec as GatewayService]).map(compile);
   }
 
   /**
@@ -86,7 +96,7 @@ export class Gateway {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const timeEpoch = Date.now();
-    const table = this.table;
+    const tables = this.tables;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
@@ -98,40 +108,53 @@ export class Gateway {
     const requestMethod = req.headers['access-control-request-method'] as string | undefined;
     const preflight = isPreflight(method, origin, requestMethod);
     let match: RouteMatch | null = null;
+    let table = tables[0];
     let pathWithoutStage = rawPath;
-    if (table.rest.routes.length && (rawPath === table.stagePrefix || rawPath.startsWith(table.stagePrefix + '/'))) {
-      pathWithoutStage = rawPath.slice(table.stagePrefix.length) || '/';
+    let restResource = false;
+    for (const t of tables) {
+      if (!t.rest.routes.length || !(rawPath === t.stagePrefix || rawPath.startsWith(t.stagePrefix + '/'))) continue;
+      const path = rawPath.slice(t.stagePrefix.length) || '/';
       // A REST route with `cors:` gets an OPTIONS answer of the gateway's own (Serverless Framework's mock integration).
-      const cors = preflight ? table.rest.match(requestMethod!.toUpperCase(), pathWithoutStage)?.route.cors : undefined;
+      const cors = preflight ? t.rest.match(requestMethod!.toUpperCase(), path)?.route.cors : undefined;
       if (cors) {
         drain(req);
         this.send(res, preflightResponse(cors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
         return;
       }
-      match = table.rest.match(method, pathWithoutStage);
-      // The path is a REST resource: the REST API answers, even without a route for this method
-      // (the HTTP API is another API, its CORS settings do not apply here).
-      if (!match && table.rest.hasPath(pathWithoutStage)) {
-        drain(req);
-        this.send(res, MISSING_TOKEN(), method);
-        return;
-      }
+      match = t.rest.match(method, path);
+      if (match) { table = t; pathWithoutStage = path; break; }
+      restResource ||= t.rest.hasPath(path);
+    }
+    // The path is a REST resource: the REST API answers, even without a route for this method
+    // (the HTTP API is another API, its CORS settings do not apply here).
+    if (!match && restResource) {
+      drain(req);
+      this.send(res, MISSING_TOKEN(), method);
+      return;
     }
     if (!match) {
       // HTTP APIs hand the function the percent-decoded path (rawPath, and `path` in payload 1.0)
       // and route on it; REST APIs keep it encoded. Live captures: hotsock/voker vokerhttp/testdata/ingress-paths.json
       pathWithoutStage = decodePath(rawPath);
-      if (table.httpApiCors && preflight) {
-        drain(req);
-        this.send(res, preflightResponse(table.httpApiCors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
-        return;
+      if (preflight) {
+        const t = tables.length === 1 ? tables[0] : tables.find((x) => x.httpApiCors && x.http.hasPath(pathWithoutStage));
+        if (t?.httpApiCors) {
+          drain(req);
+          this.send(res, preflightResponse(t.httpApiCors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
+          return;
+        }
       }
-      match = table.http.match(method, pathWithoutStage);
+      for (const t of tables) {
+        const m = t.http.match(method, pathWithoutStage);
+        if (!m) continue;
+        if (m.route.path !== '$default' || tables.length === 1) { match = m; table = t; break; }
+        if (!match) { match = m; table = t; }
+      }
     }
     if (!match) {
       drain(req);
       // A REST API answers an unknown resource or method with 403 "Missing Authentication Token".
-      const underStage = table.rest.routes.length > 0 && (rawPath === table.stagePrefix || rawPath.startsWith(table.stagePrefix + '/'));
+      const underStage = tables.some((t) => t.rest.routes.length > 0 && (rawPath === t.stagePrefix || rawPath.startsWith(t.stagePrefix + '/')));
       this.send(res, underStage ? MISSING_TOKEN() : NOT_FOUND(), method);
       return;
     }
