@@ -14,7 +14,7 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionSpec } from '../core/index.js';
-import type { AliasRecord, FunctionConfig, InvocationRow, LogRow, ServiceRecord, Store, VersionRecord } from './types.js';
+import type { AliasRecord, FunctionConfig, InvocationRow, LogRow, RollupRow, ServiceRecord, Store, VersionRecord } from './types.js';
 import { extractZip, readZipEntries, removeTree } from './zip.js';
 
 /** Pending invocation records are written in one transaction at least this often (ms)… */
@@ -104,7 +104,21 @@ const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 1 → 2: each deploy's function versions, and the history of deployments (rollback).
+  `
+  ALTER TABLE services ADD COLUMN versions TEXT NOT NULL DEFAULT '{}';
+  CREATE TABLE deployments (
+    name       TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    deployment INTEGER NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (name, stage, deployment)
+  );
+  `,
 ];
+
+/** The schema version a migrated database has. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
 
 interface VersionDbRow {
   function_name: string;
@@ -131,6 +145,7 @@ interface ServiceDbRow {
   deployment: number;
   routes: string;
   functions: string;
+  versions: string;
   gateway: string;
   deployed_at: string;
 }
@@ -413,11 +428,21 @@ class SqliteStore implements Store {
 
   putService(service: Omit<ServiceRecord, 'deployment' | 'deployedAt'>): ServiceRecord {
     this.assertOpen();
-    const row = this.stmt.upsertService.get({
-      name: service.name, stage: service.stage, routes: JSON.stringify(service.routes),
-      functions: canonicalJson(service.functions), gateway: JSON.stringify(service.gateway), deployed_at: new Date().toISOString(),
-    }) as ServiceDbRow;
-    return toService(row);
+    return this.db.transaction(() => {
+      const row = this.stmt.upsertService.get({
+        name: service.name, stage: service.stage, routes: JSON.stringify(service.routes),
+        functions: canonicalJson(service.functions), versions: canonicalJson(service.versions ?? {}),
+        gateway: JSON.stringify(service.gateway), deployed_at: new Date().toISOString(),
+      }) as ServiceDbRow;
+      const record = toService(row);
+      this.stmt.insertDeployment.run(record.name, record.stage, record.deployment, JSON.stringify(record));
+      return record;
+    })();
+  }
+
+  listDeployments(name: string, stage: string): ServiceRecord[] {
+    this.assertOpen();
+    return (this.stmt.listDeployments.all(name, stage) as string[]).map((r) => deepFreeze(JSON.parse(r) as ServiceRecord));
   }
 
   getService(name: string, stage: string): ServiceRecord | undefined {
@@ -433,7 +458,10 @@ class SqliteStore implements Store {
 
   deleteService(name: string, stage: string): boolean {
     this.assertOpen();
-    return this.stmt.deleteService.run(name, stage).changes > 0;
+    return this.db.transaction(() => {
+      this.stmt.deleteDeployments.run(name, stage);
+      return this.stmt.deleteService.run(name, stage).changes > 0;
+    })();
   }
 
   // ── invocations and logs ──────────────────────────────────────────────
@@ -457,6 +485,15 @@ class SqliteStore implements Store {
       ? this.stmt.invocationsAll.all(sinceMs, untilMs)
       : this.stmt.invocationsOf.all(functionName, sinceMs, untilMs)) as InvocationDbRow[];
     return rows.map(toInvocation);
+  }
+
+  rollups(functionName: string | undefined, sinceMs: number, untilMs = Number.MAX_SAFE_INTEGER): RollupRow[] {
+    this.assertOpen();
+    this.flush();
+    const rows = (functionName === undefined
+      ? this.stmt.rollupsAll.all(sinceMs, untilMs)
+      : this.stmt.rollupsOf.all(functionName, sinceMs, untilMs)) as RollupRow[];
+    return rows.map((r) => Object.freeze(r));
   }
 
   logs(functionName: string, sinceMs: number, limit = 10_000): LogRow[] {
@@ -551,11 +588,16 @@ function prepareStatements(db: Database.Database) {
     getAlias: db.prepare('SELECT * FROM aliases WHERE function_name = ? AND name = ?'),
     listAliases: db.prepare('SELECT * FROM aliases WHERE function_name = ? ORDER BY name'),
     deleteAlias: db.prepare('DELETE FROM aliases WHERE function_name = ? AND name = ?'),
-    upsertService: db.prepare(`INSERT INTO services (name, stage, deployment, routes, functions, gateway, deployed_at)
-      VALUES (@name, @stage, 1, @routes, @functions, @gateway, @deployed_at)
+    // A removed service's deployment numbers go on from its history's highest, so a number is never reused.
+    upsertService: db.prepare(`INSERT INTO services (name, stage, deployment, routes, functions, versions, gateway, deployed_at)
+      VALUES (@name, @stage, 1 + (SELECT COALESCE(MAX(deployment), 0) FROM deployments WHERE name = @name AND stage = @stage),
+        @routes, @functions, @versions, @gateway, @deployed_at)
       ON CONFLICT (name, stage) DO UPDATE SET deployment = deployment + 1, routes = excluded.routes,
-      functions = excluded.functions, gateway = excluded.gateway, deployed_at = excluded.deployed_at
+      functions = excluded.functions, versions = excluded.versions, gateway = excluded.gateway, deployed_at = excluded.deployed_at
       RETURNING *`),
+    insertDeployment: db.prepare('INSERT INTO deployments (name, stage, deployment, record) VALUES (?, ?, ?, ?)'),
+    listDeployments: db.prepare('SELECT record FROM deployments WHERE name = ? AND stage = ? ORDER BY deployment').pluck(),
+    deleteDeployments: db.prepare('DELETE FROM deployments WHERE name = ? AND stage = ?'),
     getService: db.prepare('SELECT * FROM services WHERE name = ? AND stage = ?'),
     listServices: db.prepare('SELECT * FROM services ORDER BY name, stage'),
     deleteService: db.prepare('DELETE FROM services WHERE name = ? AND stage = ?'),
@@ -565,10 +607,36 @@ function prepareStatements(db: Database.Database) {
     insertLog: db.prepare('INSERT INTO logs (function_name, request_id, time_ms, text) VALUES (?, ?, ?, ?)'),
     invocationsOf: db.prepare('SELECT * FROM invocations WHERE function_name = ? AND start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
     invocationsAll: db.prepare('SELECT * FROM invocations WHERE start_ms >= ? AND start_ms < ? ORDER BY start_ms'),
+    rollupsOf: db.prepare(rollupsSql('function_name = ? AND ')),
+    rollupsAll: db.prepare(rollupsSql('')),
     logs: db.prepare('SELECT * FROM logs WHERE function_name = ? AND time_ms >= ? ORDER BY time_ms, rowid LIMIT ?'),
     getSetting: db.prepare('SELECT value FROM settings WHERE key = ?').pluck(),
     setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
   };
+}
+
+/**
+ * Per-minute roll-ups by function and version (Store.rollups), columns named
+ * as RollupRow's fields. `ran` and `errors` follow telemetry/metrics.ts
+ * (Lambda's Invocations and Errors): throttled and rejected requests did not
+ * run; error, timeout, oom, crashed and init_error are errors. The range on
+ * start_ms uses the invocations_function_start / invocations_start indexes.
+ */
+function rollupsSql(functionFilter: string): string {
+  const ran = "outcome NOT IN ('throttled', 'rejected')";
+  return `SELECT function_name AS functionName, version,
+      CAST(start_ms / 60000 AS INTEGER) * 60000 AS minuteMs,
+      SUM(${ran}) AS invocations,
+      SUM(outcome IN ('error', 'timeout', 'oom', 'crashed', 'init_error')) AS errors,
+      SUM(outcome = 'throttled') AS throttles,
+      SUM(${ran} AND init_duration_ms IS NOT NULL) AS coldStarts,
+      COALESCE(SUM(CASE WHEN ${ran} THEN duration_ms END), 0) AS durationSumMs,
+      COALESCE(MAX(CASE WHEN ${ran} THEN duration_ms END), 0) AS durationMaxMs,
+      COALESCE(SUM(CASE WHEN ${ran} THEN billed_duration_ms END), 0) AS billedMsSum,
+      COALESCE(SUM(CASE WHEN ${ran} THEN billed_duration_ms * memory_size END), 0) / 1024000.0 AS gbSeconds
+    FROM invocations WHERE ${functionFilter}start_ms >= ? AND start_ms < ?
+    GROUP BY function_name, version, minuteMs
+    ORDER BY minuteMs, function_name, version`;
 }
 
 /** Brings the schema up to the newest version, one migration per transaction. */
@@ -657,6 +725,7 @@ function toService(r: ServiceDbRow): ServiceRecord {
     deployment: r.deployment,
     routes: JSON.parse(r.routes) as ServiceRecord['routes'],
     functions: JSON.parse(r.functions) as Record<string, string>,
+    versions: JSON.parse(r.versions) as Record<string, string>,
     gateway: JSON.parse(r.gateway) as Record<string, unknown>,
     deployedAt: r.deployed_at,
   });

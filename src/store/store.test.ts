@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { zipSync } from 'fflate';
 import { openSqliteStore, type FunctionConfig, type InvocationRow, type Store } from './index.js';
 import { removeTree } from './zip.js';
+import { SCHEMA_VERSION } from './sqlite.js';
 
 const UNIX = 3;
 const text = (s: string) => new TextEncoder().encode(s);
@@ -50,7 +51,7 @@ describe('sqlite store', () => {
     assert.equal(statSync(join(dir, 'data')).mode & 0o777, 0o700);
     const db = new Database(join(dir, 'data', 'nimbus.db'), { readonly: true });
     try {
-      assert.equal(db.prepare('SELECT version FROM schema_version').pluck().get(), 1);
+      assert.equal(db.prepare('SELECT version FROM schema_version').pluck().get(), SCHEMA_VERSION);
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
     } finally {
       db.close();
@@ -242,20 +243,27 @@ describe('sqlite store', () => {
 
   describe('services', () => {
     it('counts deployments per name and stage', () => {
-      const service = { name: 'api', stage: 'dev', routes: [], functions: { hello: 'api-dev-hello' }, gateway: { binaryMediaTypes: [] } };
+      const service = { name: 'api', stage: 'dev', routes: [], functions: { hello: 'api-dev-hello' }, versions: { hello: '1' }, gateway: { binaryMediaTypes: [] } };
       const first = store.putService(service);
       assert.equal(first.deployment, 1);
       assert.ok(!Number.isNaN(Date.parse(first.deployedAt)));
       assert.equal(store.putService(service).deployment, 2);
       assert.equal(store.putService({ ...service, stage: 'prod' }).deployment, 1);
-      const third = store.putService({ ...service, functions: { hello: 'api-dev-hello', bye: 'api-dev-bye' } });
+      const third = store.putService({ ...service, functions: { hello: 'api-dev-hello', bye: 'api-dev-bye' }, versions: { hello: '2', bye: '1' } });
       assert.equal(third.deployment, 3);
       assert.deepEqual(store.getService('api', 'dev'), third);
+      assert.deepEqual(third.versions, { bye: '1', hello: '2' });
+      // The history keeps every deployment, for rollback.
+      const history = store.listDeployments('api', 'dev');
+      assert.deepEqual(history.map((d) => [d.deployment, d.versions]), [[1, { hello: '1' }], [2, { hello: '1' }], [3, { bye: '1', hello: '2' }]]);
       assert.ok(Object.isFrozen(third.functions));
       assert.deepEqual(store.listServices().map((s) => `${s.name}/${s.stage}`), ['api/dev', 'api/prod']);
       assert.equal(store.deleteService('api', 'prod'), true);
       assert.equal(store.deleteService('api', 'prod'), false);
       assert.equal(store.getService('api', 'prod'), undefined);
+      assert.deepEqual(store.listDeployments('api', 'prod'), []);
+      // A removed service's history goes with it: deploying it again starts at 1.
+      assert.equal(store.putService({ ...service, stage: 'prod' }).deployment, 1);
     });
   });
 
@@ -313,7 +321,7 @@ describe('sqlite store', () => {
     store.publishVersion('fn');
     store.deleteFunction('fn', '2');
     const alias = store.putAlias({ functionName: 'fn', name: 'live', functionVersion: '1', additionalVersionWeights: {}, description: 'd' });
-    const service = store.putService({ name: 'api', stage: 'dev', routes: [], functions: { fn: 'fn' }, gateway: {} });
+    const service = store.putService({ name: 'api', stage: 'dev', routes: [], functions: { fn: 'fn' }, versions: { fn: '1' }, gateway: {} });
     store.recordInvocation(invocation('fn', 42), 'the log');
     store.setSetting('k', 'v');
     store.close();
@@ -331,6 +339,6 @@ describe('sqlite store', () => {
     assert.equal(store.getSetting('k'), 'v');
     // The number of the deleted version 2 stays used.
     assert.equal(store.publishVersion('fn').version, '3');
-    assert.equal(store.putService({ name: 'api', stage: 'dev', routes: [], functions: {}, gateway: {} }).deployment, 2);
+    assert.equal(store.putService({ name: 'api', stage: 'dev', routes: [], functions: {}, versions: {}, gateway: {} }).deployment, 2);
   });
 });

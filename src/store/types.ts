@@ -50,6 +50,8 @@ export interface ServiceRecord {
   readonly routes: readonly RouteSpec[];
   /** Function names of the service, by their key in serverless.yml. */
   readonly functions: Readonly<Record<string, string>>;
+  /** The version of each function (by key) the deployment's routes invoke. */
+  readonly versions: Readonly<Record<string, string>>;
   /** `provider.httpApi.cors` etc.: the ServiceSpec fields the gateway needs, as JSON. */
   readonly gateway: Readonly<Record<string, unknown>>;
   readonly deployedAt: string;
@@ -57,6 +59,33 @@ export interface ServiceRecord {
 
 /** One invocation, for metrics and cost (the shared record of src/core). */
 export type InvocationRow = InvocationRecord;
+
+/**
+ * One function version's invocations in one minute, as `Store.rollups`
+ * computes them (CloudWatch's 1-minute period, Sum/Maximum statistics). A
+ * row exists only for a minute with at least one record, throttled or not.
+ */
+export interface RollupRow {
+  readonly functionName: string;
+  readonly version: string;
+  /** Start of the minute, epoch ms (a multiple of 60,000). Records fall in the minute they started in. */
+  readonly minuteMs: number;
+  /** Records that ran (successful or function error); throttled and rejected excluded, as Lambda's Invocations. */
+  readonly invocations: number;
+  /** Outcomes error, timeout, oom, crashed or init_error. */
+  readonly errors: number;
+  /** Outcome throttled. */
+  readonly throttles: number;
+  /** Invocations with an init duration. */
+  readonly coldStarts: number;
+  /** Sum and maximum of the durations of the invocations that ran, ms (0 when none ran). */
+  readonly durationSumMs: number;
+  readonly durationMaxMs: number;
+  /** Sum of billed durations, ms. */
+  readonly billedMsSum: number;
+  /** Σ billed ms × memory MB / 1024 / 1000. */
+  readonly gbSeconds: number;
+}
 
 /** One invocation's log text. */
 export interface LogRow {
@@ -95,10 +124,20 @@ export interface Store {
   putService(service: Omit<ServiceRecord, 'deployment' | 'deployedAt'>): ServiceRecord;
   getService(name: string, stage: string): ServiceRecord | undefined;
   listServices(): ServiceRecord[];
+  /** Removes a service and its deployment history (its functions are deleted on their own). */
   deleteService(name: string, stage: string): boolean;
+  /** Every deployment of a service, oldest first (what rollback chooses from); kept until the service is removed. */
+  listDeployments(name: string, stage: string): ServiceRecord[];
 
   recordInvocation(row: InvocationRow, log?: string): void;
   invocations(functionName: string | undefined, sinceMs: number, untilMs?: number): InvocationRow[];
+  /**
+   * Per-minute roll-ups of the invocation records that started in
+   * [sinceMs, untilMs) (epoch ms; untilMs default: no end), of one function
+   * or all, grouped by function, version and minute, ordered by minute,
+   * function, version. Computed in SQL; pending records are written first.
+   */
+  rollups(functionName: string | undefined, sinceMs: number, untilMs?: number): RollupRow[];
   logs(functionName: string, sinceMs: number, limit?: number): LogRow[];
 
   /** Settings kept across restarts (e.g. the admin token's hash). */
