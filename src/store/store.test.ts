@@ -342,3 +342,62 @@ describe('sqlite store', () => {
     assert.equal(store.putService({ name: 'api', stage: 'dev', routes: [], functions: {}, versions: {}, gateway: {} }).deployment, 2);
   });
 });
+
+describe('sqlite store: per-minute roll-ups', () => {
+  let dir: string;
+  let store: Store;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-rollups-'));
+    store = openSqliteStore(join(dir, 'data'));
+  });
+  afterEach(() => {
+    try {
+      store.close();
+    } finally {
+      removeTree(dir);
+    }
+  });
+
+  // Minute 0 = [0, 60,000), minute 1 = [60,000, 120,000).
+  function seed(): void {
+    // fn $LATEST, minute 0: 12.5 ms / billed 13 at 1024 MB, one cold (init 80), one error, one throttle.
+    store.recordInvocation(invocation('fn', 0, { initDurationMs: 80 }));
+    store.recordInvocation(invocation('fn', 1000, { outcome: 'error', durationMs: 40, billedDurationMs: 40 }));
+    store.recordInvocation(invocation('fn', 2000, { outcome: 'throttled', durationMs: 0, billedDurationMs: 0 }));
+    // fn $LATEST, minute 1, at a fractional start (as the platform records): 128 MB, 100 ms, crashed.
+    store.recordInvocation(invocation('fn', 60_000.5, { memorySize: 128, durationMs: 99.2, billedDurationMs: 100, outcome: 'crashed' }));
+    // fn version 1, minute 1: only throttled and rejected requests.
+    store.recordInvocation(invocation('fn', 61_000, { version: '1', outcome: 'throttled', durationMs: 0, billedDurationMs: 0 }));
+    store.recordInvocation(invocation('fn', 62_000, { version: '1', outcome: 'rejected', durationMs: 0, billedDurationMs: 0 }));
+    // other, minute 0 and at 120,000 (minute 2).
+    store.recordInvocation(invocation('other', 59_999, { memorySize: 2048, durationMs: 1, billedDurationMs: 1 }));
+    store.recordInvocation(invocation('other', 120_000));
+  }
+
+  it('groups by minute, function and version, counting as Lambda does', () => {
+    seed();
+    // Pending records (not yet flushed) are included.
+    const rows = store.rollups(undefined, 0, 120_000);
+    assert.deepEqual(rows, [
+      // 2 ran (throttle excluded); 12.5 + 40 = 52.5 ms, max 40; billed 13 + 40 = 53 ms × 1 GB = 0.053 GB-s.
+      { functionName: 'fn', version: '$LATEST', minuteMs: 0, invocations: 2, errors: 1, throttles: 1, coldStarts: 1, durationSumMs: 52.5, durationMaxMs: 40, billedMsSum: 53, gbSeconds: 0.053 },
+      // 1 ms × 2 GB = 0.002 GB-s.
+      { functionName: 'other', version: '$LATEST', minuteMs: 0, invocations: 1, errors: 0, throttles: 0, coldStarts: 0, durationSumMs: 1, durationMaxMs: 1, billedMsSum: 1, gbSeconds: 0.002 },
+      // 60,000.5 falls in minute 1; 100 ms × 0.125 GB = 0.0125 GB-s; crashed is an error.
+      { functionName: 'fn', version: '$LATEST', minuteMs: 60_000, invocations: 1, errors: 1, throttles: 0, coldStarts: 0, durationSumMs: 99.2, durationMaxMs: 99.2, billedMsSum: 100, gbSeconds: 0.0125 },
+      // Nothing ran: zeros, not nulls; the rejected request counts nowhere.
+      { functionName: 'fn', version: '1', minuteMs: 60_000, invocations: 0, errors: 0, throttles: 1, coldStarts: 0, durationSumMs: 0, durationMaxMs: 0, billedMsSum: 0, gbSeconds: 0 },
+    ]);
+    assert.ok(Object.isFrozen(rows[0]));
+  });
+
+  it('filters by function and by [since, until) on start time', () => {
+    seed();
+    assert.deepEqual(store.rollups('other', 0).map((r) => [r.minuteMs, r.invocations]), [[0, 1], [120_000, 1]]);
+    assert.deepEqual(store.rollups('fn', 60_000).map((r) => [r.minuteMs, r.version]), [[60_000, '$LATEST'], [60_000, '1']]);
+    // since 1000 leaves out the cold start at 0 but keeps the minute.
+    assert.deepEqual(store.rollups('fn', 1000, 60_000).map((r) => [r.invocations, r.coldStarts, r.throttles]), [[1, 0, 1]]);
+    assert.deepEqual(store.rollups('nope', 0), []);
+    assert.deepEqual(store.rollups(undefined, 200_000), []);
+  });
+});

@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { billedDuration, cost, gbSeconds, LAMBDA_X86_PRICES } from './cost.js';
-import { percentile, summarise, type InvocationRecord } from './metrics.js';
+import { concurrency, percentile, summarise, type InvocationRecord } from './metrics.js';
+import { PrometheusMetrics } from './prometheus.js';
 
 const rec = (over: Partial<InvocationRecord>): InvocationRecord => ({
   requestId: 'r', functionName: 'f', version: '$LATEST', startMs: 0, durationMs: 10, billedDurationMs: 10, memorySize: 1024, outcome: 'ok', ...over,
@@ -74,5 +75,75 @@ describe('summarise', () => {
     assert.equal(percentile([1, 2, 3, 4], 75), 3);
     assert.equal(percentile([1, 2, 3, 4], 100), 4);
     assert.equal(percentile([7], 1), 7);
+  });
+});
+
+describe('summarise: what counts as an invocation, and the scale ratio', () => {
+  it('counts neither throttled nor rejected requests as invocations, nor bills them (as CloudWatch Invocations)', () => {
+    const s = summarise([
+      rec({ startMs: 0, durationMs: 100, billedDurationMs: 100, memorySize: 1024 }),
+      rec({ startMs: 0, durationMs: 0, billedDurationMs: 0, outcome: 'throttled' }),
+      rec({ startMs: 0, durationMs: 0, billedDurationMs: 0, outcome: 'rejected' }),
+    ]);
+    assert.equal(s.invocations, 1);
+    assert.equal(s.throttles, 1);
+    assert.equal(s.errors, 0);
+    // One request and 0.1 s × 1 GB: 0.0000002 + 0.1 × 0.0000166667 = 0.00000186667.
+    assert.equal(Number(s.costUsd.toFixed(14)), 0.00000186667);
+  });
+
+  it('divides the peak by max(min, 1)', () => {
+    assert.equal(summarise([], { instances: { peak: 6, min: 0 } }).scaleRatio, 6);
+    assert.equal(summarise([], { instances: { peak: 6, min: 3 } }).scaleRatio, 2);
+    const none = summarise([]);
+    assert.deepEqual([none.peakInstances, none.minInstances, none.scaleRatio], [0, 0, 0]);
+  });
+});
+
+describe('concurrency from records', () => {
+  it('counts invocations busy over [start, start + duration): one ending at t frees room for one starting at t', () => {
+    // a [0, 100), b [50, 150), c [100, 200), d [100, 120): at 100 a ends as c and d start → b, c, d = 3.
+    const recs = [
+      rec({ startMs: 0, durationMs: 100 }), rec({ startMs: 50, durationMs: 100 }),
+      rec({ startMs: 100, durationMs: 100 }), rec({ startMs: 100, durationMs: 20 }),
+    ];
+    // Over [0, 200) the fewest busy is 1 ([0, 50) and [150, 200)).
+    assert.deepEqual(concurrency(recs), { peak: 3, min: 1 });
+    // A window that reaches past the last end has an idle moment.
+    assert.deepEqual(concurrency(recs, { from: 0, to: 300 }), { peak: 3, min: 0 });
+    // Within [60, 100) a and b are both busy throughout.
+    assert.deepEqual(concurrency(recs, { from: 60, to: 100 }).min, 2);
+  });
+
+  it('ignores throttled, rejected and zero-length records', () => {
+    assert.deepEqual(concurrency([
+      rec({ startMs: 0, durationMs: 0, outcome: 'throttled' }),
+      rec({ startMs: 0, durationMs: 5, outcome: 'rejected' }),
+      rec({ startMs: 0, durationMs: 0 }),
+    ]), { peak: 0, min: 0 });
+  });
+});
+
+describe('PrometheusMetrics', () => {
+  it('counts a throttle apart from invocations, a rejection nowhere, and sets instances', async () => {
+    const p = new PrometheusMetrics({ defaultMetrics: false, prices: { perRequest: 1, perGbSecond: 1000 } });
+    p.observe(rec({ functionName: 'f', outcome: 'throttled', durationMs: 0, billedDurationMs: 0 }));
+    p.observe(rec({ functionName: 'f', outcome: 'rejected', durationMs: 0, billedDurationMs: 0 }));
+    // 10 ms at 1024 MB = 0.01 GB-s: cost 1 + 0.01 × 1000 = 11 at these prices.
+    p.observe(rec({ functionName: 'f', outcome: 'oom', initDurationMs: 40 }));
+    p.setInstances('f', '$LATEST', 2);
+    p.setInstances('f', '$LATEST', 0);
+    const text = await p.text();
+    const line = (s: string) => new RegExp(`^${s.replace(/[{}$]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1];
+    assert.equal(line('nimbus_throttles_total{function="f",version="$LATEST"}'), '1');
+    assert.equal(line('nimbus_invocations_total{function="f",version="$LATEST",outcome="oom"}'), '1');
+    assert.equal(line('nimbus_errors_total{function="f",version="$LATEST"}'), '1');
+    assert.equal(line('nimbus_cold_starts_total{function="f",version="$LATEST"}'), '1');
+    assert.equal(line('nimbus_init_duration_seconds_sum{function="f",version="$LATEST"}'), '0.04');
+    assert.equal(line('nimbus_billed_gb_seconds_total{function="f",version="$LATEST"}'), '0.01');
+    assert.equal(line('nimbus_cost_usd_total{function="f",version="$LATEST"}'), '11');
+    assert.equal(line('nimbus_concurrent_instances{function="f",version="$LATEST"}'), '0');
+    assert.doesNotMatch(text, /outcome="(throttled|rejected)"/);
+    assert.doesNotMatch(text, /^process_/m);
   });
 });
