@@ -93,8 +93,26 @@ describe('defaults', () => {
       }],
       routes: [],
       binaryMediaTypes: [],
+      packagePatterns: [],
       warnings: [],
     });
+  });
+
+  it('reads package.patterns in order', () => {
+    const { spec } = load(`
+      service: shop
+      provider: { name: aws, runtime: nodejs20.x }
+      package:
+        patterns: ['!tests/**', 'tests/fixture.json']
+      functions: { hello: { handler: handler.hello } }
+    `);
+    assert.deepEqual(spec.packagePatterns, ['!tests/**', 'tests/fixture.json']);
+    assert.match(failure(() => load(`
+      service: shop
+      provider: { name: aws, runtime: nodejs20.x }
+      package: { patterns: '!tests/**' }
+      functions: { hello: { handler: handler.hello } }
+    `)).message, /package\.patterns: not a list of strings/);
   });
 
   it('deep-freezes the result', () => {
@@ -1170,7 +1188,7 @@ describe('warnings', () => {
       `${file}:47: functions.hello.events[5]: unknown event type 'carrierPigeon'; ignored`,
       `${file}:48: resources: not used by Nimbus yet (ignored)`,
       `${file}:50: layers: not used by Nimbus yet (ignored)`,
-      `${file}:53: package: not used by Nimbus yet (ignored)`,
+      `${file}:54: package.individually: not used by Nimbus yet (ignored)`,
       `${file}:55: outputs: not used by Nimbus yet (ignored)`,
       `${file}:57: useDotenv: not used by Nimbus yet (ignored)`,
       `${file}:58: mystery: unknown key (ignored)`,

@@ -24,7 +24,7 @@ const TOP_SILENT = new Set([
   'variablesResolutionMode', 'unresolvedVariablesNotificationMode', 'deprecationNotificationMode', 'disabledDeprecations',
 ]);
 /** Top-level keys that change what gets deployed, which Nimbus does not do (yet). */
-const TOP_NOT_USED = new Set(['plugins', 'resources', 'layers', 'package', 'outputs', 'params', 'stages', 'useDotenv', 'build']);
+const TOP_NOT_USED = new Set(['plugins', 'resources', 'layers', 'outputs', 'params', 'stages', 'useDotenv', 'build']);
 
 const PROVIDER_USED = new Set(['name', 'runtime', 'stage', 'region', 'memorySize', 'timeout', 'environment', 'httpApi', 'apiGateway']);
 const PROVIDER_NOT_USED = new Set([
@@ -130,7 +130,7 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
   const topKeys = Object.keys(root.value);
 
   for (const key of topKeys) {
-    if (key === 'service' || key === 'provider' || key === 'functions' || TOP_SILENT.has(key)) continue;
+    if (key === 'service' || key === 'provider' || key === 'functions' || key === 'package' || TOP_SILENT.has(key)) continue;
     ctx.warn([key], TOP_NOT_USED.has(key) ? NOT_USED : UNKNOWN);
   }
 
@@ -164,6 +164,7 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
   const routes = finishRoutes(drafts);
   const httpApiCors = readHttpApiCors(ctx, r, drafts);
   const binaryMediaTypes = readStringList(ctx, r, ['provider', 'apiGateway', 'binaryMediaTypes'], 'a list of media types, e.g. [image/png, "*/*"]') ?? [];
+  const packagePatterns = readPackage(ctx, r);
 
   return {
     service,
@@ -175,8 +176,23 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
     routes,
     ...(httpApiCors ? { httpApiCors } : {}),
     binaryMediaTypes,
+    packagePatterns,
     warnings: ctx.warnings(),
   };
+}
+
+/**
+ * `package.patterns`: globs of the files `nimbus deploy` packages, `!` to
+ * exclude, applied in order (the Serverless Framework's rule). `individually`
+ * and `artifact` are not used: one package serves every function.
+ * https://www.serverless.com/framework/docs/providers/aws/guide/packaging
+ */
+function readPackage(ctx: ConfigContext, r: Resolver): string[] {
+  const pkg = r.value(['package']);
+  if (pkg === undefined || pkg === null) return [];
+  if (!isPlainObject(pkg)) throw ctx.invalid(['package'], pkg, 'package is not a mapping', 'a mapping such as { patterns: ["!tests/**"] }');
+  for (const key of Object.keys(pkg)) if (key !== 'patterns') ctx.warn(['package', key], NOT_USED);
+  return readStringList(ctx, r, ['package', 'patterns'], 'a list of glob patterns, e.g. ["!tests/**", "!*.md"]') ?? [];
 }
 
 function readService(ctx: ConfigContext, r: Resolver): string {

@@ -41,6 +41,8 @@ export interface FunctionSpec {
   readonly reservedConcurrency?: number;
   /** Provisioned concurrency (instances kept warm), when set. */
   readonly provisionedConcurrency?: number;
+  /** The version instances of this spec run (`$LATEST` when unset): in the START line and the context. */
+  readonly version?: string;
 }
 
 /** Which API Gateway flavour a route belongs to: REST API (`http` events) or HTTP API (`httpApi` events). */
@@ -97,6 +99,8 @@ export interface ServiceSpec {
   readonly httpApiCors?: CorsConfig;
   /** `provider.apiGateway.binaryMediaTypes` (REST API), e.g. `['*\/*']`. */
   readonly binaryMediaTypes: readonly string[];
+  /** `package.patterns`: globs of what `nimbus deploy` packages (`!` excludes), in order. */
+  readonly packagePatterns: readonly string[];
   /** One line per key Nimbus read but does not use yet, and per runtime version mismatch. */
   readonly warnings: readonly string[];
 }

@@ -294,7 +294,7 @@ export class FunctionDispatcher implements CapacityMember {
     const initDurationMs = inst.invocations === 0 ? inst.initDurationMs : undefined;
     const spec = this.spec;
     let logs = inst.takeIdleLogs();
-    logs += `START RequestId: ${p.requestId} Version: $LATEST\n`;
+    logs += `START RequestId: ${p.requestId} Version: ${this.spec.version ?? '$LATEST'}\n`;
     let dropped = 0;
     void inst.invoke({
       requestId: p.requestId,
