@@ -364,6 +364,7 @@ export class LambdaManagementApi {
     v.done();
     const latest = this.latest(name);
     this.checkRevision(latest, revisionId, 'GetFunction');
+    // A dry run still stores the zip (content-addressed, so harmless): that is how it is checked to be one.
     const artifact = this.storeZip(body);
     if (dryRun) {
       return ok(200, { ...this.configuration(latest), CodeSha256: base64Sha(artifact.sha256), CodeSize: artifact.size });
