@@ -48,9 +48,18 @@ export interface DevProcess {
 
 /** Starts `nimbus dev --config CONFIG` on free ports and waits for /_/health (bounded). */
 export async function startDev(config: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DevProcess> {
-  const port = await freePort();
-  const controlPort = await freePort();
-  const child = spawn(process.execPath, [nimbusBin, 'dev', '--config', config, '--port', String(port), '--control-port', String(controlPort), ...extra], {
+  return startNimbus(['dev', '--config', config], extra, env);
+}
+
+/** Starts `nimbus server --data-dir DIR` on free ports (or the given ones) and waits for /_/health (bounded). */
+export async function startServer(dataDir: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, ports?: { port: number; controlPort: number }): Promise<DevProcess> {
+  return startNimbus(['server', '--data-dir', dataDir], extra, env, ports);
+}
+
+async function startNimbus(command: string[], extra: string[], env: NodeJS.ProcessEnv, ports?: { port: number; controlPort: number }): Promise<DevProcess> {
+  const port = ports?.port ?? await freePort();
+  const controlPort = ports?.controlPort ?? await freePort();
+  const child = spawn(process.execPath, [nimbusBin, ...command, '--port', String(port), '--control-port', String(controlPort), ...extra], {
     cwd: repoRoot, env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -80,7 +89,7 @@ export async function startDev(config: string, extra: string[] = [], env: NodeJS
   };
   const until = Date.now() + 30_000;
   while (Date.now() < until) {
-    if (exited !== undefined) throw new Error(`nimbus dev exited with ${exited}:\n${out}`);
+    if (exited !== undefined) throw new Error(`nimbus ${command[0]} exited with ${exited}:\n${out}`);
     try {
       const res = await fetch(`http://127.0.0.1:${controlPort}/_/health`);
       if (res.status === 200) return dev;
@@ -88,7 +97,7 @@ export async function startDev(config: string, extra: string[] = [], env: NodeJS
     await sleep(50);
   }
   await dev.stop();
-  throw new Error(`nimbus dev not healthy within 30 s:\n${out}`);
+  throw new Error(`nimbus ${command[0]} not healthy within 30 s:\n${out}`);
 }
 
 export function sleep(ms: number): Promise<void> {

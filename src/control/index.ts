@@ -12,3 +12,5 @@ export {
   type LambdaApiOptions, type LambdaApiResponse, type LambdaChange, type LambdaOperation,
 } from './lambda-rest.js';
 export { createAuthenticator, type Authenticator, type AuthDecision, type AuthenticatorOptions, type ControlCredentials, type Principal } from './auth.js';
+export { handleNimbusApi, type DeployManifest, type DeployResult, type NimbusApiBackend, type ServiceInfo, type DeployFunctionConfig } from './nimbus-api.js';
+export { packageService, bundlePath, DEFAULT_EXCLUDES, type ServicePackage } from './package.js';

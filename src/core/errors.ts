@@ -111,6 +111,51 @@ export const errorCatalogue = {
     message: '{reason}',
     hint: 'Run the command with --help to see its options.',
   },
+  NIMBUS_ERR_CLI_UNREACHABLE: {
+    status: 503, fault: 'user',
+    message: 'Cannot reach the Nimbus server at {endpoint}: {reason}',
+    hint: 'Start it with `nimbus server`, or point the command at yours with --endpoint URL (or NIMBUS_ENDPOINT).',
+  },
+  NIMBUS_ERR_CLI_NO_TOKEN: {
+    status: 401, fault: 'user',
+    message: 'No admin token for {endpoint}: {reason}',
+    hint: 'Pass --token, set NIMBUS_TOKEN, or run the command on the server\'s host, where it reads <data dir>/admin-token (--data-dir or NIMBUS_DATA_DIR).',
+  },
+  NIMBUS_ERR_CLI_API: {
+    status: 400, fault: 'user',
+    message: 'The server refused {action}: {type}: {reason}',
+    hint: 'Fix what the message names and run the command again; `nimbus info` shows what is deployed.',
+  },
+  NIMBUS_ERR_PACKAGE_TOO_LARGE: {
+    status: 400, fault: 'user',
+    message: 'Service {service} is over {limit} unzipped, Lambda\'s limit for a function\'s code',
+    hint: 'Exclude what the functions do not need with package.patterns (e.g. ["!tests/**", "!docs/**"]).',
+  },
+  NIMBUS_ERR_SERVER_DATA_DIR: {
+    status: 500, fault: 'user',
+    message: 'Cannot use the data directory {dir}: {reason}',
+    hint: 'Pass a folder you can write with --data-dir (or NIMBUS_DATA_DIR); a data directory is used by one server at a time.',
+  },
+  NIMBUS_ERR_DEPLOY_INVALID: {
+    status: 400, fault: 'user',
+    message: 'Deploy of {service} refused: {reason}',
+    hint: 'Deploy with `nimbus deploy`, which packages and uploads everything a deploy needs; the previous deployment keeps serving.',
+  },
+  NIMBUS_ERR_DEPLOY_CONFLICT: {
+    status: 409, fault: 'user',
+    message: 'Deploy of {service} refused: route {route} is already served by service {other}',
+    hint: 'Services share the gateway port: change the route\'s path (or stage), or remove the other service with `nimbus remove`.',
+  },
+  NIMBUS_ERR_SERVICE_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: 'Service {service} (stage {stage}) is not deployed',
+    hint: 'Check the service name and --stage; `nimbus info --all` lists what is deployed.',
+  },
+  NIMBUS_ERR_ROLLBACK_INVALID: {
+    status: 400, fault: 'user',
+    message: 'Cannot roll {service} back: {reason}',
+    hint: '`nimbus info` lists the deployments you can roll back to; pass one with --version N.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

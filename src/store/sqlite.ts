@@ -289,6 +289,11 @@ class SqliteStore implements Store {
     return this.stmt.hasArtifact.get(sha256) !== undefined && existsSync(this.zipPath(sha256));
   }
 
+  artifactSize(sha256: string): number | undefined {
+    if (!this.hasArtifact(sha256)) return undefined;
+    return statSync(this.zipPath(sha256)).size;
+  }
+
   private zipPath(sha256: string): string {
     return join(this.artifactsDir, `${sha256}.zip`);
   }

@@ -103,6 +103,8 @@ export interface Store {
   /** The folder the artifact is extracted to (read-only code, one per hash), extracting it on first use. */
   artifactDir(sha256: string): string;
   hasArtifact(sha256: string): boolean;
+  /** Bytes of a stored artifact's zip, or undefined when there is none. */
+  artifactSize(sha256: string): number | undefined;
 
   /** Creates or replaces `$LATEST` of a function. */
   putLatest(config: FunctionConfig, codeSha256: string, codeSize: number, description?: string): VersionRecord;

@@ -1,0 +1,80 @@
+/** `nimbus server`: the long-running platform that `nimbus deploy` deploys to. */
+import type { Command } from 'commander';
+import { NimbusServer } from '../server/index.js';
+import { dataDirOf } from './client.js';
+import { intOption, numberOption, portOption } from './options.js';
+import { paint, reportError, type Io } from './output.js';
+
+interface ServerCliOptions {
+  dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
+  keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
+}
+
+/** Registers `server` on `program`; `done` receives the exit code when the server stops. */
+export function registerServer(program: Command, io: Io, done: (code: number) => void): void {
+  program
+    .command('server')
+    .description('Run the platform: serve every deployed service, take deploys on the control API, keep state in the data directory')
+    .option('--data-dir <dir>', 'where state lives (default: NIMBUS_DATA_DIR or ~/.nimbus)')
+    .option('-p, --port <port>', 'gateway port', portOption('--port'), 3000)
+    .option('--control-port <port>', 'control API port', portOption('--control-port'), 3001)
+    .option('--host <address>', 'gateway bind address (0.0.0.0 to serve other machines)', '127.0.0.1')
+    .option('--control-host <address>', 'control API bind address (keep it on loopback unless a proxy with TLS is in front)', '127.0.0.1')
+    .option('--keep-alive <seconds>', 'an idle instance retires after this long', numberOption('--keep-alive'), 300)
+    .option('--warm-pool <count>', 'pre-warmed runtime processes kept per language and package (0: none)', intOption('--warm-pool'), 1)
+    .option('--host-memory-share <share>', 'share of host memory the memorySize of live instances may add up to', numberOption('--host-memory-share'), 0.8)
+    .option('--max-queue-wait <ms>', 'longest an invocation waits for an instance at a limit before it is throttled', intOption('--max-queue-wait'), 3000)
+    .option('--account-concurrency <count>', 'most instances of a function without reservedConcurrency', intOption('--account-concurrency'), 1000)
+    .option('--quiet', 'do not print invocation logs')
+    .action(async (opts: ServerCliOptions) => {
+      const dataDir = dataDirOf(opts.dataDir, io.env);
+      let server: NimbusServer;
+      try {
+        server = await NimbusServer.start({
+          dataDir,
+          port: opts.port,
+          controlPort: opts.controlPort,
+          host: opts.host,
+          controlHost: opts.controlHost,
+          env: io.env,
+          keepAliveMs: opts.keepAlive * 1000,
+          warmPoolSize: opts.warmPool,
+          hostMemoryShare: opts.hostMemoryShare,
+          maxQueueWaitMs: opts.maxQueueWait,
+          accountConcurrency: opts.accountConcurrency,
+          pythonCommand: io.env.NIMBUS_PYTHON ?? 'python3',
+          log: (text, spec) => {
+            if (!spec) { io.err(text); return; }
+            if (opts.quiet) return;
+            io.out(text.replace(/^(?=.)/gm, paint(io, 'cyan', `[${spec.name}] `)));
+          },
+        });
+      } catch (e) {
+        done(reportError(io, e));
+        return;
+      }
+      const c = server.credentials;
+      if (c.created) {
+        io.err(`${paint(io, 'yellow', 'First start: credentials made (shown once; kept 0600 in the data directory):')}\n`);
+        io.err(`  admin token:        ${c.adminToken}\n`);
+        for (const k of c.accessKeys) io.err(`  access key (SigV4): ${k.accessKeyId} / ${k.secretAccessKey}\n`);
+      }
+      io.err(`${paint(io, 'gray', `Data: ${dataDir}`)}\n`);
+      io.err(`${paint(io, 'gray', `Limits: ${server.functions.limits.description}`)}\n`);
+      io.err(`${paint(io, 'gray', `Isolation: ${server.functions.isolation.description}`)}\n`);
+      const shown = (h: string) => (h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h);
+      io.out(`${paint(io, 'green', 'nimbus server')} gateway http://${shown(opts.host)}:${server.port}, control API http://${shown(opts.controlHost)}:${server.controlPort}\n`);
+      const services = server.records();
+      io.out(services.length ? `Serving ${services.map((s) => `${s.name} (${s.stage}, deployment ${s.deployment})`).join(', ')}\n` : 'No services deployed yet: run `nimbus deploy` in a project folder.\n');
+      let stopping = false;
+      const stop = async (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        io.err(`${signal}: stopping (requests in flight get up to 10 s)\n`);
+        await server.close();
+        done(0);
+      };
+      process.once('SIGINT', () => void stop('SIGINT'));
+      process.once('SIGTERM', () => void stop('SIGTERM'));
+    });
+}

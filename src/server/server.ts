@@ -1,0 +1,565 @@
+/**
+ * `nimbus server`: the long-running platform teams deploy to. State lives in
+ * the store under the data directory (functions, versions, aliases, code,
+ * services and their deployments, invocation records, logs); a restart
+ * serves every deployed service again.
+ *
+ * Routing follows Lambda's versions: a deploy publishes a version of each
+ * function and the service's routes invoke exactly those versions
+ * (`name:version`), so routes and code switch together, and instances of the
+ * previous versions finish their work and retire. `$LATEST` follows the
+ * newest deploy, as it does for a stack the Serverless Framework deploys.
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FunctionSpec, InvocationResult, RouteSpec } from '../core/index.js';
+import { NimbusError } from '../core/index.js';
+import {
+  ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type DeployResult, type NimbusApiBackend, type ServiceInfo,
+} from '../control/index.js';
+import { Gateway, type GatewayService } from '../gateway/index.js';
+import {
+  detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule, runtimeReadPaths,
+  type HostRuntimes, type LimitEnforcer,
+} from '../sandbox/index.js';
+import { openSqliteStore, type FunctionConfig, type ServiceRecord, type Store } from '../store/index.js';
+import { PrometheusMetrics, summarise } from '../telemetry/index.js';
+import { loadCredentials, lockDataDir, type ServerCredentials } from './credentials.js';
+import { FunctionHost, type HostedFunction, type HostOptions } from './host.js';
+import { invocationRecord } from './platform.js';
+
+/** Settings of `nimbus server`. */
+export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
+  /** Where state lives (created 0700). */
+  readonly dataDir: string;
+  /** Gateway port (0: any free one). */
+  readonly port: number;
+  /** Control API port (0: any free one). */
+  readonly controlPort: number;
+  /** Gateway bind address (default 127.0.0.1). */
+  readonly host?: string;
+  /** Control API bind address (default 127.0.0.1: the control plane stays on loopback unless asked). */
+  readonly controlHost?: string;
+  /** Receives platform messages, and invocation logs with their function. */
+  readonly log: (text: string, spec?: FunctionSpec) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly isolation?: 'auto' | 'none';
+  readonly pythonCommand?: string;
+  readonly hostRuntimes?: HostRuntimes;
+  readonly limits?: LimitEnforcer;
+  /** API Gateway's integration timeouts in ms (default REST 29,000, HTTP API 30,000). */
+  readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
+  /** Region of ARNs and of functions created through the Lambda API (default us-east-1). */
+  readonly region?: string;
+  /** How long in-flight requests get to finish on stop, ms (default 10,000). */
+  readonly shutdownDeadlineMs?: number;
+}
+
+/** The account id in ARNs: Nimbus has one account. */
+const ACCOUNT_ID = '000000000000';
+
+/** A running `nimbus server`. */
+export class NimbusServer implements NimbusApiBackend {
+  port = 0;
+  controlPort = 0;
+  private readonly active = new Map<string, ServiceRecord>();
+  /** Resolved function versions by `name:version`; `$LATEST` entries are dropped when it changes. */
+  private readonly resolved = new Map<string, Promise<HostedFunction | undefined>>();
+  private ready = false;
+  private gateway!: Gateway;
+  private control!: ControlServer;
+  /** The Prometheus exposition (`GET /metrics` on the control port). */
+  readonly prometheus = new PrometheusMetrics();
+  /** Deploys, removes and rollbacks run one at a time. */
+  private changes: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly options: ServerOptions,
+    readonly store: Store,
+    readonly credentials: ServerCredentials,
+    readonly functions: FunctionHost,
+    private readonly release: () => void,
+  ) {}
+
+  /**
+   * Opens the data directory, serves every deployed service again, and
+   * starts the gateway and the control API.
+   * @throws NimbusError NIMBUS_ERR_SERVER_DATA_DIR (cannot open or lock the data dir); the listen error for a busy port.
+   */
+  static async start(options: ServerOptions): Promise<NimbusServer> {
+    let store: Store;
+    try {
+      store = openSqliteStore(options.dataDir);
+    } catch (e) {
+      throw new NimbusError('NIMBUS_ERR_SERVER_DATA_DIR', { dir: options.dataDir, reason: (e as Error).message }, { cause: e });
+    }
+    let release: () => void = () => {};
+    let self: NimbusServer | undefined;
+    try {
+      release = lockDataDir(options.dataDir);
+      const credentials = loadCredentials(options.dataDir);
+      const runtimes = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv, true);
+      const host = new FunctionHost(runtimes, options.limits ?? detectLimitEnforcer(), {
+        ...options,
+        onLog: (spec, text) => options.log(text, spec),
+      });
+      const readable = [join(options.dataDir, 'code'), ...runtimeReadPaths('node', runtimes), ...(runtimes.python ? runtimeReadPaths('python', runtimes) : [])];
+      host.decideIsolation(options.isolation ?? 'auto', readable);
+      self = new NimbusServer(options, store, credentials, host, release);
+      await self.listen();
+      return self;
+    } catch (e) {
+      if (self) await self.close();
+      else { store.close(); release(); }
+      throw e;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    for (const record of this.store.listServices()) this.active.set(serviceKey(record.name, record.stage), record);
+    this.gateway = new Gateway(this.gatewayServices(), (target, event) => this.invokeTarget(target, event), {
+      log: (target, text) => this.options.log(text, this.functions.get(target)?.spec),
+      integrationTimeoutMs: this.options.integrationTimeoutMs,
+    });
+    this.control = new ControlServer({
+      ready: () => this.ready,
+      resolve: (name: string, qualifier?: string) => (this.resolveVersion(name, qualifier) ? { arn: this.arnFor(name) } : null),
+      arnFor: (name: string) => this.arnFor(name),
+      invoke: (name: string, payload: string, qualifier?: string) => this.invoke(name, qualifier, payload),
+      invokeAsync: async (name: string, payload: string, qualifier?: string) => { void this.invoke(name, qualifier, payload); },
+      metrics: (name: string | undefined) => this.metrics(name, 0),
+      routes: (req, res, body, path, query) => handleNimbusApi(this, req, res, body, path, query),
+      auth: createAuthenticator({
+        adminToken: this.credentials.adminToken,
+        accessKeys: new Map(this.credentials.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey])),
+      }, { tokenFile: join(this.options.dataDir, 'admin-token') }),
+      lambda: new LambdaManagementApi({
+        store: this.store,
+        region: this.region,
+        accountId: ACCOUNT_ID,
+        changed: (name) => this.changed(name),
+      }),
+    });
+    for (const record of this.active.values()) await this.warm(record);
+    this.port = await this.gateway.listen(this.options.port, this.options.host ?? '127.0.0.1');
+    this.controlPort = await this.control.listen(this.options.controlPort, this.options.controlHost ?? '127.0.0.1');
+    this.ready = true;
+  }
+
+  /** The deployed services. */
+  records(): ServiceRecord[] { return [...this.active.values()]; }
+
+  /**
+   * Stops taking requests, lets those in flight finish within the deadline,
+   * stops every instance and closes the store.
+   */
+  async close(): Promise<void> {
+    this.ready = false;
+    const deadline = this.options.shutdownDeadlineMs ?? 10_000;
+    await Promise.all([this.gateway?.close(deadline), this.control?.close(deadline)]);
+    await this.functions.close();
+    if (!this.options.limits) await this.functions.limits.close();
+    this.store.close();
+    this.release();
+  }
+
+  /** The server's region: in ARNs, and for functions created through the Lambda API. */
+  get region(): string {
+    return this.options.region ?? 'us-east-1';
+  }
+
+  arnFor(name: string): string {
+    return `arn:aws:lambda:${this.region}:${ACCOUNT_ID}:function:${name}`;
+  }
+
+  // ── invocations ─────────────────────────────────────────────────────────
+
+  /**
+   * The version an invocation of `name` with `qualifier` runs: `$LATEST`
+   * when none, the version itself, or the alias's version (with its
+   * weighted routing). Undefined when the function, version or alias does not exist.
+   * https://docs.aws.amazon.com/lambda/latest/dg/configuring-alias-routing.html
+   */
+  resolveVersion(name: string, qualifier?: string): string | undefined {
+    const q = qualifier ?? '$LATEST';
+    if (q === '$LATEST' || /^[0-9]+$/.test(q)) return this.store.getVersion(name, q) ? q : undefined;
+    const alias = this.store.getAlias(name, q);
+    if (!alias) return undefined;
+    let r = Math.random();
+    for (const [version, weight] of Object.entries(alias.additionalVersionWeights)) {
+      if (r < weight) return version;
+      r -= weight;
+    }
+    return alias.functionVersion;
+  }
+
+  /** Runs one invocation of `name` at `qualifier`; resolves with the result and the version that ran. */
+  async invoke(name: string, qualifier: string | undefined, payload: string): Promise<InvocationResult & { executedVersion: string }> {
+    const version = this.resolveVersion(name, qualifier);
+    if (version === undefined) return { ...notFound(`${name}${qualifier ? `:${qualifier}` : ''}`), executedVersion: '' };
+    const r = await this.invokeTarget(`${name}:${version}`, payload, qualifier ? `${this.arnFor(name)}:${qualifier}` : undefined);
+    return { ...r, executedVersion: version };
+  }
+
+  /** Runs one invocation of `target` (`name:version`). The hot path: a hosted version is one Map lookup away. */
+  private invokeTarget(target: string, event: string, arn?: string): Promise<InvocationResult> {
+    const d = this.functions.get(target);
+    if (d) return d.invoke({ event, invokedFunctionArn: arn }).then((r) => this.record(d.spec, target, r));
+    return this.hosted(target).then((fn) => {
+      if (!fn) return notFound(target);
+      const hosted = this.functions.get(target) ?? this.functions.ensure(fn);
+      return hosted.invoke({ event, invokedFunctionArn: arn }).then((r) => this.record(hosted.spec, target, r));
+    });
+  }
+
+  private record(spec: FunctionSpec, target: string, r: InvocationResult): InvocationResult {
+    if (r.outcome !== 'rejected') {
+      const version = target.slice(target.lastIndexOf(':') + 1);
+      const record = invocationRecord(spec, version, r);
+      this.store.recordInvocation(record, r.logs);
+      this.prometheus.observe(record);
+      const d = this.functions.get(target);
+      if (d) this.prometheus.setInstances(spec.name, version, d.stats().instances);
+    }
+    return r;
+  }
+
+  /** The function version `name:version` as the host runs it: its stored config with its code folder. */
+  private hosted(target: string): Promise<HostedFunction | undefined> {
+    let p = this.resolved.get(target);
+    if (!p) {
+      p = this.load(target);
+      this.resolved.set(target, p);
+      p.then((fn) => { if (!fn) this.resolved.delete(target); }, () => this.resolved.delete(target));
+    }
+    return p;
+  }
+
+  private async load(target: string): Promise<HostedFunction | undefined> {
+    const at = target.lastIndexOf(':');
+    const [name, version] = [target.slice(0, at), target.slice(at + 1)];
+    const v = this.store.getVersion(name, version);
+    if (!v) return undefined;
+    const codeDir = this.store.artifactDir(v.codeSha256);
+    const spec: FunctionSpec = { ...(v.config as FunctionConfig), codeDir, ...(version === '$LATEST' ? {} : { version }) };
+    const bundle = join(codeDir, '.nimbus', 'build', `${spec.key}.mjs`);
+    // A package from `nimbus deploy` brings its TypeScript bundles; one from the Lambda API may bring sources.
+    const modulePath = existsSync(bundle) ? bundle : await prepareModule(spec, join(this.options.dataDir, 'build', v.codeSha256));
+    return { id: target, spec, version, modulePath };
+  }
+
+  /** Starts the dispatchers of a service's versions with provisioned concurrency, so their instances are warm. */
+  private async warm(record: ServiceRecord): Promise<void> {
+    for (const [key, name] of Object.entries(record.functions)) {
+      const target = `${name}:${record.versions[key] ?? '$LATEST'}`;
+      const fn = await this.hosted(target).catch(() => undefined);
+      if (fn?.spec.provisionedConcurrency) this.functions.get(target) ?? this.functions.ensure(fn);
+    }
+  }
+
+  /** Drops what is cached of `name`'s `$LATEST`: the next invocation reads it again. */
+  changed(name: string): void {
+    this.resolved.delete(`${name}:$LATEST`);
+    this.functions.retire(`${name}:$LATEST`);
+    for (const id of this.functions.ids()) {
+      if (id.startsWith(`${name}:`) && !this.store.getVersion(name, id.slice(name.length + 1))) {
+        this.resolved.delete(id);
+        this.functions.retire(id);
+      }
+    }
+  }
+
+  // ── deploys ─────────────────────────────────────────────────────────────
+
+  hasArtifact(sha256: string): boolean {
+    return this.store.hasArtifact(sha256);
+  }
+
+  putArtifact(zip: Buffer): { sha256: string; size: number } {
+    const stored = this.store.putArtifact(zip);
+    try {
+      this.store.artifactDir(stored.sha256);
+    } catch (e) {
+      throw new NimbusError('NIMBUS_ERR_DEPLOY_INVALID', { service: '(upload)', reason: `the package is not a valid zip: ${(e as Error).message}` });
+    }
+    return stored;
+  }
+
+  deploy(manifest: DeployManifest): Promise<DeployResult> {
+    return this.serially(() => this.deployNow(manifest));
+  }
+
+  private async deployNow(m: DeployManifest): Promise<DeployResult> {
+    const invalid = (reason: string) => new NimbusError('NIMBUS_ERR_DEPLOY_INVALID', { service: m.service, reason });
+    if (!this.store.hasArtifact(m.codeSha256)) throw invalid(`code package ${m.codeSha256} was not uploaded`);
+    const previous = this.active.get(serviceKey(m.service, m.stage));
+    if (m.only && !previous) throw new NimbusError('NIMBUS_ERR_SERVICE_NOT_FOUND', { service: m.service, stage: m.stage });
+    const codeDir = this.putArtifactDir(m.codeSha256);
+    const keys = new Set(m.functions.map((f) => f.key));
+    for (const k of m.only ?? []) if (!keys.has(k)) throw invalid(`function ${k} is not in the service (functions: ${[...keys].join(', ') || 'none'})`);
+    const routes = m.only ? previous!.routes : m.routes.map((r) => checkRoute(r, keys, invalid));
+    this.checkConflicts(m.service, m.stage, routes);
+
+    // Every function must be runnable from the package before anything changes.
+    const configs = new Map<string, FunctionConfig>();
+    for (const f of m.functions) {
+      const config = checkConfig(f, m, invalid);
+      const spec: FunctionSpec = { ...config, codeDir };
+      const bundle = join(codeDir, '.nimbus', 'build', `${spec.key}.mjs`);
+      const modulePath = existsSync(bundle) ? bundle : await prepareModule(spec, join(this.options.dataDir, 'build', m.codeSha256));
+      try {
+        launchFor(spec, this.functions.runtimes, modulePath, 'check', this.functions.isolation);
+      } catch (e) {
+        throw invalid(`function ${f.key}: ${(e as Error).message}`);
+      }
+      const missing = handlerMissing(spec, modulePath);
+      if (missing) throw invalid(`function ${f.key}: ${missing}`);
+      configs.set(f.key, config);
+    }
+
+    // Publish: a new version per changed function ($LATEST follows), the same version when nothing changed.
+    const codeSize = this.store.artifactSize(m.codeSha256) ?? 0;
+    const versions: Record<string, string> = { ...(m.only ? previous!.versions : {}) };
+    const names: Record<string, string> = { ...(m.only ? previous!.functions : {}) };
+    for (const [key, config] of configs) {
+      if (m.only && !m.only.includes(key)) continue;
+      const latest = this.store.getVersion(config.name, '$LATEST');
+      if (!latest || latest.codeSha256 !== m.codeSha256 || JSON.stringify(latest.config) !== JSON.stringify(config)) {
+        this.store.putLatest(config, m.codeSha256, codeSize, `deployed by nimbus deploy: ${m.service} ${m.stage}`);
+        this.changed(config.name);
+      }
+      versions[key] = this.store.publishVersion(config.name).version;
+      names[key] = config.name;
+    }
+    const unchanged = previous !== undefined && sameVersions(previous.versions, versions) && JSON.stringify(previous.routes) === JSON.stringify(routes);
+    if (unchanged) return this.result(previous, false);
+
+    const record = this.store.putService({
+      name: m.service, stage: m.stage, routes, functions: names, versions,
+      gateway: { region: m.region, binaryMediaTypes: m.binaryMediaTypes, ...(m.httpApiCors ? { httpApiCors: m.httpApiCors } : {}) },
+    });
+    // Functions the service no longer has are deleted, as the Serverless Framework's stack update deletes them.
+    if (previous && !m.only) {
+      for (const [key, name] of Object.entries(previous.functions)) if (!(key in names)) this.deleteFunction(name);
+    }
+    await this.activate(record, previous);
+    return this.result(record, true);
+  }
+
+  /** Switches a service's routes to `record`'s versions; the previous versions' instances finish and retire. */
+  private async activate(record: ServiceRecord, previous: ServiceRecord | undefined): Promise<void> {
+    for (const [key, name] of Object.entries(record.functions)) await this.hosted(`${name}:${record.versions[key]}`);
+    this.active.set(serviceKey(record.name, record.stage), record);
+    this.gateway.reload(this.gatewayServices());
+    await this.warm(record);
+    if (!previous) return;
+    const serving = new Set(this.records().flatMap((s) => Object.entries(s.functions).map(([k, n]) => `${n}:${s.versions[k]}`)));
+    for (const [key, name] of Object.entries(previous.functions)) {
+      const old = `${name}:${previous.versions[key]}`;
+      if (!serving.has(old)) this.functions.retire(old);
+    }
+  }
+
+  async remove(name: string, stage: string): Promise<void> {
+    await this.serially(async () => {
+      const record = this.active.get(serviceKey(name, stage));
+      if (!record) throw new NimbusError('NIMBUS_ERR_SERVICE_NOT_FOUND', { service: name, stage });
+      this.active.delete(serviceKey(name, stage));
+      this.gateway.reload(this.gatewayServices());
+      this.store.deleteService(name, stage);
+      for (const fn of Object.values(record.functions)) this.deleteFunction(fn);
+    });
+  }
+
+  rollback(name: string, stage: string, deployment?: number): Promise<DeployResult> {
+    return this.serially(async () => {
+      const current = this.active.get(serviceKey(name, stage));
+      if (!current) throw new NimbusError('NIMBUS_ERR_SERVICE_NOT_FOUND', { service: name, stage });
+      const history = this.store.listDeployments(name, stage);
+      const invalid = (reason: string) => new NimbusError('NIMBUS_ERR_ROLLBACK_INVALID', { service: name, reason });
+      const target = deployment !== undefined
+        ? history.find((d) => d.deployment === deployment)
+        : [...history].reverse().find((d) => d.deployment < current.deployment && !sameVersions(d.versions, current.versions));
+      if (!target) {
+        throw invalid(deployment !== undefined
+          ? `there is no deployment ${deployment} (deployments: ${history.map((d) => d.deployment).join(', ')})`
+          : 'there is no earlier deployment with other versions');
+      }
+      if (target.deployment === current.deployment) throw invalid(`deployment ${deployment} is the one serving now`);
+      for (const [key, fn] of Object.entries(target.functions)) {
+        const v = this.store.getVersion(fn, target.versions[key]);
+        if (!v) throw invalid(`version ${target.versions[key]} of ${fn} was deleted`);
+      }
+      // $LATEST follows what serves, as after a Serverless Framework rollback of the stack.
+      for (const [key, fn] of Object.entries(target.functions)) {
+        const v = this.store.getVersion(fn, target.versions[key])!;
+        this.store.putLatest(v.config, v.codeSha256, v.codeSize, v.description);
+        this.changed(fn);
+      }
+      for (const [key, fn] of Object.entries(current.functions)) if (!(key in target.functions)) this.deleteFunction(fn);
+      const record = this.store.putService({
+        name, stage, routes: target.routes, functions: target.functions, versions: target.versions, gateway: target.gateway,
+      });
+      await this.activate(record, current);
+      return this.result(record, true);
+    });
+  }
+
+  private deleteFunction(name: string): void {
+    this.store.deleteFunction(name);
+    for (const id of this.functions.ids()) if (id.startsWith(`${name}:`)) this.functions.retire(id);
+    for (const id of [...this.resolved.keys()]) if (id.startsWith(`${name}:`)) this.resolved.delete(id);
+  }
+
+  // ── reading ─────────────────────────────────────────────────────────────
+
+  services(): ServiceInfo[] {
+    return this.records().map((r) => this.info(r));
+  }
+
+  service(name: string, stage: string): ServiceInfo {
+    const r = this.active.get(serviceKey(name, stage));
+    if (!r) throw new NimbusError('NIMBUS_ERR_SERVICE_NOT_FOUND', { service: name, stage });
+    return this.info(r);
+  }
+
+  logs(functionName: string, sinceMs: number, limit: number): Array<{ timeMs: number; requestId: string; text: string }> {
+    return this.store.logs(functionName, sinceMs, limit).map((l) => ({ timeMs: l.timeMs, requestId: l.requestId, text: l.text }));
+  }
+
+  /** Metrics and cost of one function (or all) from the stored records since `sinceMs`; null for an unknown function. */
+  metrics(functionName: string | undefined, sinceMs: number): unknown {
+    if (functionName !== undefined && !this.store.getVersion(functionName, '$LATEST')) return null;
+    const records = this.store.invocations(functionName, sinceMs);
+    const windowMs = { from: sinceMs > 0 ? sinceMs : (records[0]?.startMs ?? Date.now()), to: Date.now() };
+    if (functionName === undefined) return summarise(records, { windowMs });
+    let peak = 0;
+    let min = 0;
+    for (const id of this.functions.ids()) {
+      if (!id.startsWith(`${functionName}:`)) continue;
+      const d = this.functions.get(id)!;
+      peak = Math.max(peak, d.stats().peakInstances);
+      min = Math.max(min, d.spec.provisionedConcurrency ?? 0);
+    }
+    return { function: functionName, ...summarise(records, { windowMs, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
+  }
+
+  private info(r: ServiceRecord): ServiceInfo {
+    return {
+      service: r.name, stage: r.stage, deployment: r.deployment, deployedAt: r.deployedAt,
+      endpoints: this.endpoints(r),
+      functions: Object.entries(r.functions).map(([key, name]) => {
+        const v = this.store.getVersion(name, r.versions[key]);
+        return {
+          key, name, version: r.versions[key], runtime: v?.config.runtime ?? '', memorySize: v?.config.memorySize ?? 0, timeout: v?.config.timeout ?? 0,
+          versions: this.store.listVersions(name).map((x) => x.version),
+          aliases: this.store.listAliases(name).map((a) => ({ name: a.name, functionVersion: a.functionVersion, additionalVersionWeights: a.additionalVersionWeights })),
+        };
+      }),
+      deployments: this.store.listDeployments(r.name, r.stage).map((d) => ({ deployment: d.deployment, deployedAt: d.deployedAt, versions: d.versions })),
+    };
+  }
+
+  private result(r: ServiceRecord, changed: boolean): DeployResult {
+    const functions: Record<string, { name: string; version: string }> = {};
+    for (const [key, name] of Object.entries(r.functions)) functions[key] = { name, version: r.versions[key] };
+    return { service: r.name, stage: r.stage, deployment: r.deployment, functions, endpoints: this.endpoints(r), changed };
+  }
+
+  private endpoints(r: ServiceRecord): string[] {
+    const host = this.options.host ?? '127.0.0.1';
+    const base = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.port}`;
+    return r.routes.map((route) => {
+      const path = route.api === 'REST' ? `/${r.stage}${route.path === '/' ? '' : route.path}` : route.path === '$default' ? '/*' : route.path;
+      return `${route.method} ${base}${path}`;
+    });
+  }
+
+  /** The gateway's view: each service's routes aimed at `name:version`. */
+  private gatewayServices(): GatewayService[] {
+    return this.records().map((r) => ({
+      stage: r.stage,
+      routes: r.routes.map((route) => ({ ...route, functionKey: `${r.functions[route.functionKey]}:${r.versions[route.functionKey]}` })),
+      httpApiCors: r.gateway.httpApiCors as GatewayService['httpApiCors'],
+      binaryMediaTypes: (r.gateway.binaryMediaTypes as string[] | undefined) ?? [],
+    }));
+  }
+
+  /** Refuses routes another service already serves (same API, method and path; same stage for REST). */
+  private checkConflicts(service: string, stage: string, routes: readonly RouteSpec[]): void {
+    for (const other of this.records()) {
+      if (other.name === service && other.stage === stage) continue;
+      for (const a of routes) {
+        for (const b of other.routes) {
+          if (a.api !== b.api || a.path !== b.path) continue;
+          if (a.api === 'REST' && stage !== other.stage) continue;
+          if (a.method !== b.method && a.method !== 'ANY' && b.method !== 'ANY') continue;
+          const route = a.api === 'REST' ? `${a.method} /${stage}${a.path}` : `${a.method} ${a.path}`;
+          throw new NimbusError('NIMBUS_ERR_DEPLOY_CONFLICT', { service, route, other: `${other.name} (stage ${other.stage})` });
+        }
+      }
+    }
+  }
+
+  private putArtifactDir(sha256: string): string {
+    try {
+      return this.store.artifactDir(sha256);
+    } catch (e) {
+      throw new NimbusError('NIMBUS_ERR_DEPLOY_INVALID', { service: '(package)', reason: `cannot extract code package ${sha256}: ${(e as Error).message}` });
+    }
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.changes.then(fn, fn);
+    this.changes = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function serviceKey(name: string, stage: string): string {
+  return `${name}\u0000${stage}`;
+}
+
+function sameVersions(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function notFound(what: string): InvocationResult {
+  return {
+    requestId: '', outcome: 'rejected', durationMs: 0, billedDurationMs: 0, logs: '',
+    payload: JSON.stringify({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${what}` }),
+  };
+}
+
+function checkRoute(r: RouteSpec, keys: ReadonlySet<string>, invalid: (reason: string) => Error): RouteSpec {
+  if (r === null || typeof r !== 'object' || (r.api !== 'REST' && r.api !== 'HTTP') || typeof r.path !== 'string' || typeof r.method !== 'string') {
+    throw invalid(`a route is malformed: ${JSON.stringify(r)}`);
+  }
+  if (!keys.has(r.functionKey)) throw invalid(`route ${r.method} ${r.path} targets function ${r.functionKey}, which the service does not have`);
+  return r;
+}
+
+/** The configuration of a deployed function, checked for what the host needs to run it. */
+function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, invalid: (reason: string) => Error): FunctionConfig {
+  const c = f as unknown as FunctionConfig;
+  if (typeof c.handler !== 'string' || c.handler === '') throw invalid(`function ${c.key} has no handler`);
+  if (c.language !== 'node' && c.language !== 'python') throw invalid(`function ${c.key}: runtime ${String(c.runtime)} is not one Nimbus runs (nodejs*, python3.*)`);
+  if (typeof c.memorySize !== 'number' || c.memorySize < 128 || c.memorySize > 10240) throw invalid(`function ${c.key}: memorySize must be 128–10240 MB`);
+  if (typeof c.timeout !== 'number' || c.timeout <= 0 || c.timeout > 900) throw invalid(`function ${c.key}: timeout must be 1–900 s`);
+  const { codeDir: _ignored, ...rest } = f as Record<string, unknown>;
+  return { ...(rest as unknown as FunctionConfig), service: m.service, stage: m.stage, region: m.region, environment: c.environment ?? {} };
+}
+
+/** Why the handler's file is not in the package, or null when it is. */
+function handlerMissing(spec: FunctionSpec, modulePath: string | undefined): string | null {
+  if (modulePath) return null;
+  const slash = spec.handler.lastIndexOf('/');
+  const dot = spec.handler.indexOf('.', slash + 1);
+  const module = spec.handler.slice(0, dot < 0 ? undefined : dot);
+  const tries = spec.language === 'node'
+    ? ['.js', '.mjs', '.cjs'].map((e) => module + e)
+    : [`${module.replace(/\./g, '/')}.py`, `${module.replace(/\./g, '/')}/__init__.py`];
+  return tries.some((t) => existsSync(join(spec.codeDir, t))) ? null : `handler ${spec.handler}: none of ${tries.join(', ')} is in the package (check package.patterns)`;
+}

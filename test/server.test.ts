@@ -1,0 +1,193 @@
+/**
+ * End-to-end: `nimbus server` with the CLI as a user drives it. Deploys the
+ * two shipped examples, calls their routes, deploys a change, rolls back,
+ * restarts the server and calls them again; then the error paths: no token,
+ * a wrong token, an unreachable server, a package without its handler, a
+ * route another service serves (each leaves the previous deployment serving).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, repoRoot, runNimbus, startServer, type DevProcess } from './cli-helpers.js';
+
+const work = mkdtempSync(join(tmpdir(), 'nimbus-server-test-'));
+const dataDir = join(work, 'data');
+const tsApi = join(work, 'typescript-api');
+const seedApi = join(repoRoot, 'examples', 'seed-api', 'serverless.yml');
+cpSync(join(repoRoot, 'examples', 'typescript-api'), tsApi, { recursive: true, filter: (src) => !src.includes('.nimbus') });
+
+let server: DevProcess;
+let ports: { port: number; controlPort: number };
+const remote = () => ['--endpoint', `http://127.0.0.1:${server.controlPort}`, '--data-dir', dataDir];
+
+async function get(path: string, init?: RequestInit): Promise<{ status: number; body: string; headers: Headers }> {
+  const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { ...init, signal: AbortSignal.timeout(15_000) });
+  return { status: res.status, body: await res.text(), headers: res.headers };
+}
+
+async function cli(args: string[], cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNimbus(args, { cwd, timeoutMs: 90_000 });
+}
+
+describe('nimbus server', { timeout: 300_000 }, () => {
+  before(async () => {
+    ports = { port: await freePort(), controlPort: await freePort() };
+    server = await startServer(dataDir, ['--keep-alive', '30'], {}, ports);
+  });
+  after(async () => {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('makes the admin token and an access key on the first start, 0600, printed once', () => {
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    assert.match(token, /^nimbus_[A-Za-z0-9_-]{43}$/);
+    assert.equal(statSync(join(dataDir, 'admin-token')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(dataDir, 'access-keys.json')).mode & 0o777, 0o600);
+    assert.ok(server.output().includes(token), 'the token is printed at the first start');
+    assert.match(server.output(), /access key \(SigV4\): NKIA[A-Z2-7]{16} \/ /);
+  });
+
+  it('refuses the control API without the admin token, and serves only routes on the gateway port', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.controlPort}/_/services`);
+    assert.equal(res.status, 401, await res.text());
+    assert.equal(res.headers.get('x-amzn-errortype'), 'MissingAuthenticationTokenException');
+    const wrong = await fetch(`http://127.0.0.1:${server.controlPort}/_/services`, { headers: { authorization: 'Bearer nimbus_wrong' } });
+    assert.equal(wrong.status, 403);
+    assert.equal(wrong.headers.get('x-amzn-errortype'), 'AccessDeniedException');
+    const health = await fetch(`http://127.0.0.1:${server.controlPort}/_/health`);
+    assert.equal(health.status, 200);
+    assert.equal((await get('/_/services')).status, 404);
+  });
+
+  it('deploys both examples with the CLI and serves their routes', async () => {
+    const ts = await cli(['deploy', '--json', ...remote()], tsApi);
+    assert.equal(ts.code, 0, ts.stderr);
+    const result = JSON.parse(ts.stdout) as { deployment: number; functions: Record<string, { name: string; version: string }>; endpoints: string[] };
+    assert.equal(result.deployment, 1);
+    assert.deepEqual(result.functions.hello, { name: 'typescript-api-dev-hello', version: '1' });
+    assert.ok(result.endpoints.includes(`GET http://127.0.0.1:${ports.port}/hello`));
+
+    const seed = await cli(['deploy', '--config', seedApi, ...remote()]);
+    assert.equal(seed.code, 0, seed.stderr);
+    assert.match(seed.stdout, /seed-api \(stage dev\), deployment 1/);
+    // Progress as plain lines when not on a terminal.
+    assert.match(seed.stderr, /Packaging \(bundling TypeScript with esbuild\)\.\.\.\n  Packaged \d+ file\(s\), [\d.]+ KB/);
+    assert.match(seed.stderr, /Activating\.\.\.\n  Deployment 1 serving/);
+    assert.match(seed.stdout, /POST http:\/\/127\.0\.0\.1:\d+\/dev\/process/);
+
+    const hello = await get('/hello');
+    assert.equal(hello.status, 200);
+    assert.equal(hello.body, '{"message":"hello"}');
+    const user = await get('/users', { method: 'POST', body: JSON.stringify({ name: 'Ada', email: 'ada@example.com' }), headers: { 'content-type': 'application/json' } });
+    assert.equal(user.status, 201, user.body);
+    const stats = await get('/dev/process', { method: 'POST', body: JSON.stringify({ numbers: [1, 2, 3, 4] }), headers: { 'content-type': 'application/json' } });
+    assert.equal(stats.status, 200, stats.body);
+    assert.equal((JSON.parse(stats.body) as { mean: number }).mean, 2.5);
+
+    // The same code again: nothing new is published.
+    const again = await cli(['deploy', '--json', ...remote()], tsApi);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((JSON.parse(again.stdout) as { deployment: number; changed: boolean }).changed, false);
+  });
+
+  it('deploys a change as a new version, then rolls back to the previous one', async () => {
+    const file = join(tsApi, 'src', 'handlers', 'hello.ts');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('{"message":"hello"}', '{"message":"hello, v2"}'));
+    const deploy = await cli(['deploy', '--json', ...remote()], tsApi);
+    assert.equal(deploy.code, 0, deploy.stderr);
+    const r = JSON.parse(deploy.stdout) as { deployment: number; functions: Record<string, { version: string }> };
+    assert.equal(r.deployment, 2);
+    assert.equal(r.functions.hello.version, '2');
+    assert.equal((await get('/hello')).body, '{"message":"hello, v2"}');
+
+    const rollback = await cli(['rollback', '--json', ...remote()], tsApi);
+    assert.equal(rollback.code, 0, rollback.stderr);
+    const rb = JSON.parse(rollback.stdout) as { deployment: number; functions: Record<string, { version: string }> };
+    assert.equal(rb.deployment, 3);
+    assert.equal(rb.functions.hello.version, '1');
+    assert.equal((await get('/hello')).body, '{"message":"hello"}');
+
+    const info = await cli(['info', '--json', ...remote()], tsApi);
+    assert.equal(info.code, 0, info.stderr);
+    const i = JSON.parse(info.stdout) as { deployment: number; deployments: Array<{ deployment: number }>; functions: Array<{ key: string; versions: string[] }> };
+    assert.deepEqual(i.deployments.map((d) => d.deployment), [1, 2, 3]);
+    assert.deepEqual(i.functions.find((f) => f.key === 'hello')!.versions, ['$LATEST', '1', '2']);
+  });
+
+  it('invokes, shows logs and metrics of a deployed function', async () => {
+    const inv = await cli(['invoke', '-f', 'hello', ...remote()], tsApi);
+    assert.equal(inv.code, 0, inv.stderr);
+    assert.equal(JSON.parse(inv.stdout).body, '{"message":"hello"}');
+    assert.match(inv.stderr, /REPORT RequestId: /);
+    const v2 = await cli(['invoke', '-f', 'typescript-api-dev-hello', '--qualifier', '2', ...remote()]);
+    assert.equal(v2.code, 0, v2.stderr);
+    assert.equal(JSON.parse(v2.stdout).body, '{"message":"hello, v2"}');
+
+    const logs = await cli(['logs', '-f', 'hello', '--startTime', '1h', ...remote()], tsApi);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(logs.stdout, /START RequestId: [0-9a-f-]{36} Version: /);
+    assert.match(logs.stdout, /REPORT RequestId: .*\tBilled Duration: \d+ ms\tMemory Size: 256 MB/);
+
+    const metrics = await cli(['metrics', '-f', 'hello', '--json', ...remote()], tsApi);
+    assert.equal(metrics.code, 0, metrics.stderr);
+    const m = JSON.parse(metrics.stdout) as { invocations: number; errors: number; gbSeconds: number; costUsd: number };
+    assert.ok(m.invocations >= 5, `invocations: ${m.invocations}`);
+    assert.equal(m.errors, 0);
+    assert.ok(m.gbSeconds > 0 && m.costUsd > 0);
+  });
+
+  it('serves every deployment again after a restart', async () => {
+    assert.equal(await server.stop(), 0);
+    server = await startServer(dataDir, [], {}, ports);
+    assert.ok(!server.output().includes('admin token:'), 'credentials are printed only at the first start');
+    assert.match(server.output(), /Serving .*seed-api \(dev, deployment 1\)/);
+    assert.equal((await get('/hello')).body, '{"message":"hello"}');
+    const stats = await get('/dev/process', { method: 'POST', body: '{"numbers":[10]}', headers: { 'content-type': 'application/json' } });
+    assert.equal(stats.status, 200, stats.body);
+  });
+
+  it('refuses bad deploys with a clear error and keeps the previous deployment serving', async () => {
+    // The handler's file left out of the package by package.patterns.
+    const broken = join(work, 'broken');
+    cpSync(join(repoRoot, 'examples', 'seed-api'), broken, { recursive: true, filter: (src) => !src.includes('.nimbus') });
+    writeFileSync(join(broken, 'serverless.yml'), readFileSync(join(broken, 'serverless.yml'), 'utf8') + '\npackage:\n  patterns: ["!handler.py"]\n');
+    const missing = await cli(['deploy', ...remote()], broken);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /handler handler\.lambda_handler: none of handler\.py, handler\/__init__\.py is in the package \(check package\.patterns\)/);
+    assert.match(missing.stderr, /How to fix:/);
+    const stats = await get('/dev/process', { method: 'POST', body: '{"numbers":[2]}', headers: { 'content-type': 'application/json' } });
+    assert.equal(stats.status, 200, 'the previous deployment of seed-api still serves');
+
+    // A route another service serves.
+    const clash = join(work, 'clash');
+    cpSync(tsApi, clash, { recursive: true });
+    writeFileSync(join(clash, 'serverless.yml'), readFileSync(join(clash, 'serverless.yml'), 'utf8').replace('service: typescript-api', 'service: other-api'));
+    const conflict = await cli(['deploy', ...remote()], clash);
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.stderr, /route GET \/hello is already served by service typescript-api \(stage dev\)/);
+
+    const noServer = await cli(['deploy', '--endpoint', 'http://127.0.0.1:1', '--token', 'x'], tsApi);
+    assert.equal(noServer.code, 1);
+    assert.match(noServer.stderr, /Cannot reach the Nimbus server at http:\/\/127\.0\.0\.1:1/);
+
+    const badToken = await cli(['info', '--endpoint', `http://127.0.0.1:${server.controlPort}`, '--token', 'nimbus_nope'], tsApi);
+    assert.equal(badToken.code, 1);
+    assert.match(badToken.stderr, /the server refused the token/);
+
+    const badRollback = await cli(['rollback', '--version', '99', ...remote()], tsApi);
+    assert.equal(badRollback.code, 1);
+    assert.match(badRollback.stderr, /there is no deployment 99 \(deployments: 1, 2, 3\)/);
+  });
+
+  it('removes a service: its routes stop, its functions are gone', async () => {
+    const r = await cli(['remove', ...remote()], tsApi);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await get('/hello')).status, 404);
+    const info = await cli(['info', ...remote()], tsApi);
+    assert.equal(info.code, 1);
+    assert.match(info.stderr, /Service typescript-api \(stage dev\) is not deployed/);
+  });
+});
