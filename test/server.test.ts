@@ -137,6 +137,17 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.ok(m.invocations >= 5, `invocations: ${m.invocations}`);
     assert.equal(m.errors, 0);
     assert.ok(m.gbSeconds > 0 && m.costUsd > 0);
+
+    // Prometheus, with the admin token as a scraper's bearer credentials.
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const prom = await fetch(`http://127.0.0.1:${server.controlPort}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(prom.status, 200);
+    assert.match(prom.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await prom.text();
+    const ok = /^nimbus_invocations_total\{function="typescript-api-dev-hello",version="1",outcome="ok"\} (\d+)$/m.exec(text);
+    assert.ok(ok && Number(ok[1]) >= 2, text.slice(0, 2000));
+    assert.match(text, /^nimbus_billed_gb_seconds_total\{function="typescript-api-dev-hello",version="1"\} [0-9.e-]+$/m);
+    assert.equal((await fetch(`http://127.0.0.1:${server.controlPort}/metrics`)).status, 401);
   });
 
   it('serves every deployment again after a restart', async () => {

@@ -163,7 +163,7 @@ export class ControlServer {
       if (!decision.ok) { refuse(res, decision); return; }
     }
 
-    if (path.startsWith('/_/')) {
+    if (path.startsWith('/_/') || path === '/metrics') {
       if (this.backend.routes && await this.backend.routes(req, res, body, path, query)) return;
       if (path === '/_/metrics' && this.backend.metrics) {
         const fn = query.get('function') ?? undefined;

@@ -16,6 +16,7 @@
  * | `POST /_/services/{service}/{stage}/rollback` (`{deployment?}`) | serves an earlier deployment's versions again, as a new deployment |
  * | `GET /_/logs?function=NAME&since=MS&limit=N` | log events of a function, oldest first |
  * | `GET /_/metrics?function=NAME&since=MS` | metrics and cost (JSON) |
+ * | `GET /metrics` | the Prometheus text exposition (docs/metrics.md) |
  */
 import type http from 'node:http';
 import { isNimbusError, NimbusError, type CorsConfig, type RouteSpec } from '../core/index.js';
@@ -80,6 +81,8 @@ export interface NimbusApiBackend {
   rollback(name: string, stage: string, deployment?: number): Promise<DeployResult>;
   logs(functionName: string, sinceMs: number, limit: number): Array<{ timeMs: number; requestId: string; text: string }>;
   metrics(functionName: string | undefined, sinceMs: number): unknown;
+  /** The Prometheus exposition. */
+  prometheusText(): Promise<{ contentType: string; text: string }>;
 }
 
 const SERVICE_PATH = /^\/_\/services\/([^/]+)\/([^/]+)(\/rollback)?\/?$/;
@@ -144,6 +147,12 @@ export async function handleNimbusApi(
       const since = numberParam(query, 'since', 0);
       const limit = Math.min(10_000, numberParam(query, 'limit', 1000));
       send(res, 200, { events: backend.logs(fn, since, limit) });
+      return true;
+    }
+    if (path === '/metrics' && method === 'GET') {
+      const { contentType, text } = await backend.prometheusText();
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
       return true;
     }
     if (path === '/_/metrics' && method === 'GET') {

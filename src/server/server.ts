@@ -445,6 +445,10 @@ export class NimbusServer implements NimbusApiBackend {
     return { function: functionName, ...summarise(records, { windowMs, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
   }
 
+  async prometheusText(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.prometheus.contentType, text: await this.prometheus.text() };
+  }
+
   private info(r: ServiceRecord): ServiceInfo {
     return {
       service: r.name, stage: r.stage, deployment: r.deployment, deployedAt: r.deployedAt,
