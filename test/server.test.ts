@@ -7,7 +7,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot, runNimbus, startServer, type DevProcess } from './cli-helpers.js';
@@ -148,6 +148,45 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.ok(ok && Number(ok[1]) >= 2, text.slice(0, 2000));
     assert.match(text, /^nimbus_billed_gb_seconds_total\{function="typescript-api-dev-hello",version="1"\} [0-9.e-]+$/m);
     assert.equal((await fetch(`http://127.0.0.1:${server.controlPort}/metrics`)).status, 401);
+  });
+
+  it('routes to an alias: deploys move it, provisioned instances wait warm, weights split traffic (canary)', async () => {
+    const canary = join(work, 'canary');
+    mkdirSync(canary);
+    writeFileSync(join(canary, 'serverless.yml'), [
+      'service: canary', 'provider: { name: aws, runtime: nodejs20.x, memorySize: 128 }',
+      'functions:', '  pick:', '    handler: handler.pick', '    alias: live', '    provisionedConcurrency: 1',
+      '    events: [{ httpApi: GET /pick }]', '',
+    ].join('\n'));
+    const code = (n: number) => `export const pick = async (e, ctx) => ({ statusCode: 200, body: 'v${n} ' + ctx.functionVersion + ' ' + ctx.invokedFunctionArn });\n`;
+    writeFileSync(join(canary, 'handler.mjs'), code(1));
+    assert.equal((await cli(['deploy', ...remote()], canary)).code, 0);
+    writeFileSync(join(canary, 'handler.mjs'), code(2));
+    const second = await cli(['deploy', ...remote()], canary);
+    assert.equal(second.code, 0, second.stderr);
+    await new Promise((r) => setTimeout(r, 1500));
+    const one = await get('/pick');
+    assert.equal(one.body, 'v2 2 arn:aws:lambda:us-east-1:000000000000:function:canary-dev-pick:live');
+    const logs = await cli(['logs', '-f', 'pick', ...remote()], canary);
+    assert.match(logs.stdout, /START RequestId: \S+ Version: 2/);
+    assert.doesNotMatch(logs.stdout, /Init Duration/, 'the provisioned instance was started before the request');
+
+    // Canary: the alias serves version 1 and sends half the requests to version 2.
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const upd = await fetch(`http://127.0.0.1:${server.controlPort}/2015-03-31/functions/canary-dev-pick/aliases/live`, {
+      method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ FunctionVersion: '1', RoutingConfig: { AdditionalVersionWeights: { 2: 0.5 } } }),
+    });
+    assert.equal(upd.status, 200, await upd.text());
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 60; i++) {
+      const b = (await get('/pick')).body.split(' ')[0];
+      seen.set(b, (seen.get(b) ?? 0) + 1);
+    }
+    assert.ok((seen.get('v1') ?? 0) >= 10 && (seen.get('v2') ?? 0) >= 10, JSON.stringify([...seen]));
+    const info = JSON.parse((await cli(['info', '--json', ...remote()], canary)).stdout) as { functions: Array<{ aliases: unknown[] }> };
+    assert.deepEqual(info.functions[0].aliases, [{ name: 'live', functionVersion: '1', additionalVersionWeights: { 2: 0.5 } }]);
+    assert.equal((await cli(['remove', ...remote()], canary)).code, 0);
   });
 
   it('serves every deployment again after a restart', async () => {

@@ -46,7 +46,7 @@ const API_GATEWAY_NOT_USED = new Set([
 ]);
 
 const FUNCTION_USED = new Set([
-  'handler', 'name', 'runtime', 'memorySize', 'timeout', 'environment', 'reservedConcurrency', 'provisionedConcurrency', 'events', 'httpApi',
+  'handler', 'name', 'runtime', 'memorySize', 'timeout', 'environment', 'reservedConcurrency', 'provisionedConcurrency', 'events', 'httpApi', 'alias',
 ]);
 const FUNCTION_SILENT = new Set(['description']);
 const FUNCTION_NOT_USED = new Set([
@@ -337,6 +337,12 @@ function readFunction(
     throw ctx.invalid([...base, 'provisionedConcurrency'], provisioned, `provisioned concurrency is above the reserved concurrency (${reserved})`, `an integer from 0 to ${reserved}`);
   }
 
+  // Nimbus's own key: the routes invoke this alias, which each deploy points at the new version.
+  const aliasValue = r.node([...base, 'alias']).value;
+  if (aliasValue !== undefined && aliasValue !== null && (typeof aliasValue !== 'string' || !ALIAS_NAME.test(aliasValue))) {
+    throw ctx.invalid([...base, 'alias'], aliasValue, 'not a valid Lambda alias name', '1 to 128 letters, digits, - and _, not all digits (e.g. live)');
+  }
+
   // functions.<key>.httpApi.payload overrides provider.httpApi.payload for this function's httpApi routes.
   let payload = defaults.payload;
   const fnHttpApi = r.node([...base, 'httpApi']).value;
@@ -363,8 +369,12 @@ function readFunction(
     region,
     ...(reserved !== undefined ? { reservedConcurrency: reserved } : {}),
     ...(provisioned !== undefined ? { provisionedConcurrency: provisioned } : {}),
+    ...(typeof aliasValue === 'string' ? { alias: aliasValue } : {}),
   };
 }
+
+/** Lambda's alias name: not all digits, so it never reads as a version. https://docs.aws.amazon.com/lambda/latest/api/API_CreateAlias.html */
+const ALIAS_NAME = /^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/;
 
 function handlerAllowed(language: Language): string {
   return language === 'node'

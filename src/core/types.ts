@@ -41,6 +41,11 @@ export interface FunctionSpec {
   readonly reservedConcurrency?: number;
   /** Provisioned concurrency (instances kept warm), when set. */
   readonly provisionedConcurrency?: number;
+  /**
+   * `nimbus server`: the alias the function's routes invoke (Nimbus's `alias:` key; with provisionedConcurrency
+   * and no alias, `provisioned`, as the Serverless Framework makes). Each deploy points it at the new version.
+   */
+  readonly alias?: string;
   /** The version instances of this spec run (`$LATEST` when unset): in the START line and the context. */
   readonly version?: string;
 }

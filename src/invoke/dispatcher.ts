@@ -104,6 +104,8 @@ export class FunctionDispatcher implements CapacityMember {
   private throttledCount = 0;
   private generation = 0;
   private readonly generationOf = new WeakMap<Instance, number>();
+  /** Instances started with no invocation waiting (the provisioned minimum): their init is not a cold start. */
+  private readonly startedAhead = new WeakSet<Instance>();
   private readonly ticker: NodeJS.Timeout;
   private queueTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -220,7 +222,8 @@ export class FunctionDispatcher implements CapacityMember {
     }
     for (let i = 0; i < d.start; i++) {
       if (capacity && !capacity.tryReserve(this.spec.memorySize)) break;
-      this.startInstance();
+      // No invocation waits for it: started ahead of demand (the provisioned minimum).
+      this.startInstance(this.queue.length <= this.starting);
     }
     this.armQueueTimer(now);
   }
@@ -234,7 +237,7 @@ export class FunctionDispatcher implements CapacityMember {
     this.queueTimer.unref();
   }
 
-  private startInstance(): void {
+  private startInstance(ahead = false): void {
     this.starting++;
     let launch: InstanceLaunch;
     try {
@@ -250,6 +253,7 @@ export class FunctionDispatcher implements CapacityMember {
       ? this.options.startInstance(launch, this.options.limits, this.spec)
       : Instance.start(launch, this.options.limits);
     this.all.add(inst);
+    if (ahead) this.startedAhead.add(inst);
     if (this.all.size > this.peak) this.peak = this.all.size;
     this.generationOf.set(inst, this.generation);
     inst.onExited(() => {
@@ -290,8 +294,9 @@ export class FunctionDispatcher implements CapacityMember {
 
   private run(inst: Instance, p: Pending): void {
     this.busy++;
-    // The first invocation of an instance is its cold start and reports the init duration.
-    const initDurationMs = inst.invocations === 0 ? inst.initDurationMs : undefined;
+    // The first invocation of an instance is its cold start and reports the init duration; an instance
+    // initialised ahead of demand (provisioned concurrency) does not, as on Lambda.
+    const initDurationMs = inst.invocations === 0 && !this.startedAhead.has(inst) ? inst.initDurationMs : undefined;
     const spec = this.spec;
     let logs = inst.takeIdleLogs();
     logs += `START RequestId: ${p.requestId} Version: ${this.spec.version ?? '$LATEST'}\n`;

@@ -23,7 +23,7 @@ import {
   detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule, runtimeReadPaths,
   type HostRuntimes, type LimitEnforcer,
 } from '../sandbox/index.js';
-import { openSqliteStore, type FunctionConfig, type ServiceRecord, type Store } from '../store/index.js';
+import { openSqliteStore, type AliasRecord, type FunctionConfig, type ServiceRecord, type Store } from '../store/index.js';
 import { PrometheusMetrics, summarise } from '../telemetry/index.js';
 import { loadCredentials, lockDataDir, type ServerCredentials } from './credentials.js';
 import { FunctionHost, type HostedFunction, type HostOptions } from './host.js';
@@ -71,6 +71,8 @@ export class NimbusServer implements NimbusApiBackend {
   private control!: ControlServer;
   /** The Prometheus exposition (`GET /metrics` on the control port). */
   readonly prometheus = new PrometheusMetrics();
+  /** Aliases read from the store (null: none), by `name:alias`; dropped when the function changes. */
+  private readonly aliases = new Map<string, AliasRecord | null>();
   /** Deploys, removes and rollbacks run one at a time. */
   private changes: Promise<unknown> = Promise.resolve();
 
@@ -184,7 +186,12 @@ export class NimbusServer implements NimbusApiBackend {
   resolveVersion(name: string, qualifier?: string): string | undefined {
     const q = qualifier ?? '$LATEST';
     if (q === '$LATEST' || /^[0-9]+$/.test(q)) return this.store.getVersion(name, q) ? q : undefined;
-    const alias = this.store.getAlias(name, q);
+    const key = `${name}:${q}`;
+    let alias = this.aliases.get(key);
+    if (alias === undefined) {
+      alias = this.store.getAlias(name, q) ?? null;
+      this.aliases.set(key, alias);
+    }
     if (!alias) return undefined;
     let r = Math.random();
     for (const [version, weight] of Object.entries(alias.additionalVersionWeights)) {
@@ -206,6 +213,15 @@ export class NimbusServer implements NimbusApiBackend {
   private invokeTarget(target: string, event: string, arn?: string): Promise<InvocationResult> {
     const d = this.functions.get(target);
     if (d) return d.invoke({ event, invokedFunctionArn: arn }).then((r) => this.record(d.spec, target, r));
+    const at = target.lastIndexOf(':');
+    const qualifier = target.slice(at + 1);
+    if (qualifier !== '$LATEST' && !/^[0-9]+$/.test(qualifier)) {
+      // A route to an alias: its version (weighted) for this request.
+      const name = target.slice(0, at);
+      const version = this.resolveVersion(name, qualifier);
+      if (version === undefined) return Promise.resolve(notFound(target));
+      return this.invokeTarget(`${name}:${version}`, event, arn ?? `${this.arnFor(name)}:${qualifier}`);
+    }
     return this.hosted(target).then((fn) => {
       if (!fn) return notFound(target);
       const hosted = this.functions.get(target) ?? this.functions.ensure(fn);
@@ -242,7 +258,10 @@ export class NimbusServer implements NimbusApiBackend {
     const v = this.store.getVersion(name, version);
     if (!v) return undefined;
     const codeDir = this.store.artifactDir(v.codeSha256);
-    const spec: FunctionSpec = { ...(v.config as FunctionConfig), codeDir, ...(version === '$LATEST' ? {} : { version }) };
+    const { provisionedConcurrency, ...config } = v.config as FunctionConfig;
+    // Provisioned concurrency applies to the version a deployment serves (its alias), not to every version.
+    const provisioned = provisionedConcurrency && this.serving().has(target) ? { provisionedConcurrency } : {};
+    const spec: FunctionSpec = { ...config, ...provisioned, codeDir, ...(version === '$LATEST' ? {} : { version }) };
     const bundle = join(codeDir, '.nimbus', 'build', `${spec.key}.mjs`);
     // A package from `nimbus deploy` brings its TypeScript bundles; one from the Lambda API may bring sources.
     const modulePath = existsSync(bundle) ? bundle : await prepareModule(spec, join(this.options.dataDir, 'build', v.codeSha256));
@@ -260,6 +279,7 @@ export class NimbusServer implements NimbusApiBackend {
 
   /** Drops what is cached of `name`'s `$LATEST`: the next invocation reads it again. */
   changed(name: string): void {
+    for (const key of [...this.aliases.keys()]) if (key.startsWith(`${name}:`)) this.aliases.delete(key);
     this.resolved.delete(`${name}:$LATEST`);
     this.functions.retire(`${name}:$LATEST`);
     for (const id of this.functions.ids()) {
@@ -349,16 +369,37 @@ export class NimbusServer implements NimbusApiBackend {
 
   /** Switches a service's routes to `record`'s versions; the previous versions' instances finish and retire. */
   private async activate(record: ServiceRecord, previous: ServiceRecord | undefined): Promise<void> {
-    for (const [key, name] of Object.entries(record.functions)) await this.hosted(`${name}:${record.versions[key]}`);
     this.active.set(serviceKey(record.name, record.stage), record);
+    for (const [key, name] of Object.entries(record.functions)) {
+      const target = `${name}:${record.versions[key]}`;
+      const config = this.store.getVersion(name, record.versions[key])?.config;
+      // A version hosted before it served (an API invoke) was loaded without its provisioned concurrency.
+      if ((this.functions.get(target)?.spec.provisionedConcurrency ?? 0) !== (config?.provisionedConcurrency ?? 0)) this.resolved.delete(target);
+      const fn = await this.hosted(target);
+      if (fn && this.functions.get(target)) this.functions.ensure(fn);
+      // The routes' alias follows the deployment (Serverless Framework's `provisioned` alias does the same).
+      const alias = config ? aliasOf(config) : undefined;
+      if (alias) {
+        const current = this.store.getAlias(name, alias);
+        if (current?.functionVersion !== record.versions[key] || Object.keys(current.additionalVersionWeights).length) {
+          this.store.putAlias({ functionName: name, name: alias, functionVersion: record.versions[key], additionalVersionWeights: {}, description: `serves ${record.name} (stage ${record.stage})` });
+        }
+        this.aliases.delete(`${name}:${alias}`);
+      }
+    }
     this.gateway.reload(this.gatewayServices());
     await this.warm(record);
     if (!previous) return;
-    const serving = new Set(this.records().flatMap((s) => Object.entries(s.functions).map(([k, n]) => `${n}:${s.versions[k]}`)));
+    const serving = this.serving();
     for (const [key, name] of Object.entries(previous.functions)) {
       const old = `${name}:${previous.versions[key]}`;
       if (!serving.has(old)) this.functions.retire(old);
     }
+  }
+
+  /** `name:version` of every version an active deployment serves. */
+  private serving(): Set<string> {
+    return new Set(this.records().flatMap((s) => Object.entries(s.functions).map(([k, n]) => `${n}:${s.versions[k]}`)));
   }
 
   async remove(name: string, stage: string): Promise<void> {
@@ -484,7 +525,13 @@ export class NimbusServer implements NimbusApiBackend {
   private gatewayServices(): GatewayService[] {
     return this.records().map((r) => ({
       stage: r.stage,
-      routes: r.routes.map((route) => ({ ...route, functionKey: `${r.functions[route.functionKey]}:${r.versions[route.functionKey]}` })),
+      routes: r.routes.map((route) => {
+        const name = r.functions[route.functionKey];
+        const version = r.versions[route.functionKey];
+        const config = this.store.getVersion(name, version)?.config;
+        const alias = config ? aliasOf(config) : undefined;
+        return { ...route, functionKey: `${name}:${alias ?? version}` };
+      }),
       httpApiCors: r.gateway.httpApiCors as GatewayService['httpApiCors'],
       binaryMediaTypes: (r.gateway.binaryMediaTypes as string[] | undefined) ?? [],
     }));
@@ -519,6 +566,11 @@ export class NimbusServer implements NimbusApiBackend {
     this.changes = run.catch(() => undefined);
     return run;
   }
+}
+
+/** The alias a function's routes invoke: its `alias:`, else `provisioned` when it has provisioned concurrency. */
+function aliasOf(config: FunctionConfig): string | undefined {
+  return config.alias ?? (config.provisionedConcurrency ? 'provisioned' : undefined);
 }
 
 function serviceKey(name: string, stage: string): string {
