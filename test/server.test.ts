@@ -189,14 +189,29 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.equal((await cli(['remove', ...remote()], canary)).code, 0);
   });
 
-  it('serves every deployment again after a restart', async () => {
+  it('on SIGTERM lets a request in flight finish, then serves every deployment again after a restart', async () => {
+    const slow = join(work, 'slow');
+    mkdirSync(slow);
+    writeFileSync(join(slow, 'serverless.yml'), 'service: slow\nprovider: { name: aws, runtime: nodejs20.x, memorySize: 128 }\nfunctions:\n  wait:\n    handler: handler.wait\n    events: [{ httpApi: GET /slow }]\n');
+    writeFileSync(join(slow, 'handler.mjs'), 'export const wait = async () => { await new Promise((r) => setTimeout(r, 1500)); return { statusCode: 200, body: "done" }; };\n');
+    assert.equal((await cli(['deploy', ...remote()], slow)).code, 0);
+    const inFlight = get('/slow');
+    await new Promise((r) => setTimeout(r, 500));
     assert.equal(await server.stop(), 0);
-    server = await startServer(dataDir, [], {}, ports);
+    const finished = await inFlight;
+    assert.equal(finished.status, 200);
+    assert.equal(finished.body, 'done');
+
+    // Prices are the platform's to set: cost = requests × 0.001 + GB-seconds × 0.5.
+    server = await startServer(dataDir, ['--price-per-request', '0.001', '--price-per-gb-second', '0.5'], {}, ports);
     assert.ok(!server.output().includes('admin token:'), 'credentials are printed only at the first start');
     assert.match(server.output(), /Serving .*seed-api \(dev, deployment 1\)/);
     assert.equal((await get('/hello')).body, '{"message":"hello"}');
     const stats = await get('/dev/process', { method: 'POST', body: '{"numbers":[10]}', headers: { 'content-type': 'application/json' } });
     assert.equal(stats.status, 200, stats.body);
+    const metrics = await cli(['metrics', '-f', 'hello', '--json', ...remote()], tsApi);
+    const m = JSON.parse(metrics.stdout) as { invocations: number; gbSeconds: number; costUsd: number };
+    assert.ok(Math.abs(m.costUsd - (m.invocations * 0.001 + m.gbSeconds * 0.5)) < 1e-12, metrics.stdout);
   });
 
   it('refuses bad deploys with a clear error and keeps the previous deployment serving', async () => {

@@ -1,12 +1,14 @@
 /** `nimbus server`: the long-running platform that `nimbus deploy` deploys to. */
 import type { Command } from 'commander';
 import { NimbusServer } from '../server/index.js';
+import { LAMBDA_X86_PRICES } from '../telemetry/index.js';
 import { dataDirOf } from './client.js';
 import { intOption, numberOption, portOption } from './options.js';
 import { paint, reportError, type Io } from './output.js';
 
 interface ServerCliOptions {
   dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
+  pricePerRequest?: number; pricePerGbSecond?: number;
   keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
 }
 
@@ -25,6 +27,8 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
     .option('--host-memory-share <share>', 'share of host memory the memorySize of live instances may add up to', numberOption('--host-memory-share'), 0.8)
     .option('--max-queue-wait <ms>', 'longest an invocation waits for an instance at a limit before it is throttled', intOption('--max-queue-wait'), 3000)
     .option('--account-concurrency <count>', 'most instances of a function without reservedConcurrency', intOption('--account-concurrency'), 1000)
+    .option('--price-per-request <usd>', 'price of one request in cost figures (default: Lambda\'s $0.0000002)', numberOption('--price-per-request'))
+    .option('--price-per-gb-second <usd>', 'price of one GB-second in cost figures (default: Lambda\'s x86 $0.0000166667)', numberOption('--price-per-gb-second'))
     .option('--quiet', 'do not print invocation logs')
     .action(async (opts: ServerCliOptions) => {
       const dataDir = dataDirOf(opts.dataDir, io.env);
@@ -42,6 +46,9 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
           hostMemoryShare: opts.hostMemoryShare,
           maxQueueWaitMs: opts.maxQueueWait,
           accountConcurrency: opts.accountConcurrency,
+          ...(opts.pricePerRequest !== undefined || opts.pricePerGbSecond !== undefined ? {
+            prices: { perRequest: opts.pricePerRequest ?? LAMBDA_X86_PRICES.perRequest, perGbSecond: opts.pricePerGbSecond ?? LAMBDA_X86_PRICES.perGbSecond },
+          } : {}),
           pythonCommand: io.env.NIMBUS_PYTHON ?? 'python3',
           log: (text, spec) => {
             if (!spec) { io.err(text); return; }

@@ -20,7 +20,10 @@ export function closeGracefully(server: Server, deadlineMs: number): Promise<voi
   return new Promise((resolve) => {
     const timer = setTimeout(() => server.closeAllConnections(), deadlineMs);
     timer.unref();
-    server.close(() => { clearTimeout(timer); resolve(); });
+    // A keep-alive connection whose request finishes during the drain becomes idle: close it then, not at the deadline.
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    sweep.unref();
+    server.close(() => { clearTimeout(timer); clearInterval(sweep); resolve(); });
     server.closeIdleConnections();
   });
 }

@@ -24,7 +24,7 @@ import {
   type HostRuntimes, type LimitEnforcer,
 } from '../sandbox/index.js';
 import { openSqliteStore, type AliasRecord, type FunctionConfig, type ServiceRecord, type Store } from '../store/index.js';
-import { PrometheusMetrics, summarise } from '../telemetry/index.js';
+import { PrometheusMetrics, summarise, type Prices } from '../telemetry/index.js';
 import { loadCredentials, lockDataDir, type ServerCredentials } from './credentials.js';
 import { FunctionHost, type HostedFunction, type HostOptions } from './host.js';
 import { invocationRecord } from './platform.js';
@@ -50,6 +50,8 @@ export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
   readonly limits?: LimitEnforcer;
   /** API Gateway's integration timeouts in ms (default REST 29,000, HTTP API 30,000). */
   readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
+  /** Prices of the cost figures (default: Lambda's x86 list prices, $0.20 per million requests, $0.0000166667 per GB-second). */
+  readonly prices?: Prices;
   /** Region of ARNs and of functions created through the Lambda API (default us-east-1). */
   readonly region?: string;
   /** How long in-flight requests get to finish on stop, ms (default 10,000). */
@@ -70,7 +72,7 @@ export class NimbusServer implements NimbusApiBackend {
   private gateway!: Gateway;
   private control!: ControlServer;
   /** The Prometheus exposition (`GET /metrics` on the control port). */
-  readonly prometheus = new PrometheusMetrics();
+  readonly prometheus: PrometheusMetrics;
   /** Aliases read from the store (null: none), by `name:alias`; dropped when the function changes. */
   private readonly aliases = new Map<string, AliasRecord | null>();
   /** Deploys, removes and rollbacks run one at a time. */
@@ -82,7 +84,9 @@ export class NimbusServer implements NimbusApiBackend {
     readonly credentials: ServerCredentials,
     readonly functions: FunctionHost,
     private readonly release: () => void,
-  ) {}
+  ) {
+    this.prometheus = new PrometheusMetrics({ prices: options.prices });
+  }
 
   /**
    * Opens the data directory, serves every deployed service again, and
@@ -474,7 +478,8 @@ export class NimbusServer implements NimbusApiBackend {
     if (functionName !== undefined && !this.store.getVersion(functionName, '$LATEST')) return null;
     const records = this.store.invocations(functionName, sinceMs);
     const windowMs = { from: sinceMs > 0 ? sinceMs : (records[0]?.startMs ?? Date.now()), to: Date.now() };
-    if (functionName === undefined) return summarise(records, { windowMs });
+    const prices = this.options.prices;
+    if (functionName === undefined) return summarise(records, { windowMs, prices });
     let peak = 0;
     let min = 0;
     for (const id of this.functions.ids()) {
@@ -483,7 +488,7 @@ export class NimbusServer implements NimbusApiBackend {
       peak = Math.max(peak, d.stats().peakInstances);
       min = Math.max(min, d.spec.provisionedConcurrency ?? 0);
     }
-    return { function: functionName, ...summarise(records, { windowMs, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
+    return { function: functionName, ...summarise(records, { windowMs, prices, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
   }
 
   async prometheusText(): Promise<{ contentType: string; text: string }> {
