@@ -93,6 +93,11 @@ describe('defaults', () => {
       }],
       routes: [],
       binaryMediaTypes: [],
+      schedules: [],
+      queues: [],
+      queueEvents: [],
+      topics: [],
+      topicEvents: [],
       packagePatterns: [],
       warnings: [],
     });
@@ -1182,11 +1187,8 @@ describe('warnings', () => {
       `${file}:37: functions.hello.events[0].http.authorizer: not used by Nimbus yet (ignored)`,
       `${file}:38: functions.hello.events[0].http.surprise: unknown key (ignored)`,
       `${file}:42: functions.hello.events[1].httpApi.authorizer: not used by Nimbus yet (ignored)`,
-      `${file}:44: functions.hello.events[2]: event type 'schedule' is not served by nimbus dev yet; ignored`,
-      `${file}:45: functions.hello.events[3]: event type 'sqs' is not served by nimbus dev yet; ignored`,
-      `${file}:46: functions.hello.events[4]: event type 'websocket' is not served by nimbus dev yet; ignored`,
+      `${file}:46: functions.hello.events[4]: event type 'websocket' is not served by Nimbus yet; ignored`,
       `${file}:47: functions.hello.events[5]: unknown event type 'carrierPigeon'; ignored`,
-      `${file}:48: resources: not used by Nimbus yet (ignored)`,
       `${file}:50: layers: not used by Nimbus yet (ignored)`,
       `${file}:54: package.individually: not used by Nimbus yet (ignored)`,
       `${file}:55: outputs: not used by Nimbus yet (ignored)`,
@@ -1561,5 +1563,93 @@ describe('handler files', () => {
   it('skips the check when checkHandlers is false', () => {
     const file = project(nodeService('missing.handler'), []);
     assert.equal(loadServiceConfig(file, { checkHandlers: false }).functions[0].handler, 'missing.handler');
+  });
+});
+
+describe('event sources', () => {
+  it('reads schedule, sqs and sns events, the queues and topics they name, and destinations', () => {
+    const { spec } = load(`
+      service: shop
+      provider: { name: aws, runtime: nodejs20.x }
+      functions:
+        report:
+          handler: handler.report
+          events:
+            - schedule: rate(1 day)
+            - schedule:
+                rate: [cron(0 2 * * ? *), rate(12 hours)]
+                enabled: false
+                input: { kind: nightly }
+        worker:
+          handler: handler.worker
+          maximumRetryAttempts: 1
+          maximumEventAge: 3600
+          destinations:
+            onSuccess: report
+            onFailure: arn:aws:sqs:us-east-1:123456789012:failed
+          events:
+            - sqs: !GetAtt Orders.Arn
+            - sqs:
+                arn: arn:aws:sqs:us-east-1:123456789012:other
+                batchSize: 5
+                maximumBatchingWindow: 2
+                functionResponseType: ReportBatchItemFailures
+            - sns: news
+            - sns: { arn: arn:aws:sns:us-east-1:123456789012:alerts, filterPolicy: { level: [high] } }
+      resources:
+        Resources:
+          Orders:
+            Type: AWS::SQS::Queue
+            Properties:
+              QueueName: orders
+              VisibilityTimeout: 60
+              RedrivePolicy: { deadLetterTargetArn: !GetAtt OrdersDlq.Arn, maxReceiveCount: 3 }
+          OrdersDlq:
+            Type: AWS::SQS::Queue
+            Properties: { QueueName: orders-dlq }
+          Table:
+            Type: AWS::DynamoDB::Table
+    `);
+    assert.deepEqual(spec.schedules, [
+      { id: 'report-schedule-1', functionKey: 'report', expression: 'rate(1 day)', enabled: true },
+      { id: 'report-schedule-2', functionKey: 'report', expression: 'cron(0 2 * * ? *)', enabled: false, input: { kind: 'nightly' } },
+      { id: 'report-schedule-3', functionKey: 'report', expression: 'rate(12 hours)', enabled: false, input: { kind: 'nightly' } },
+    ]);
+    assert.deepEqual(spec.queues.map((q) => [q.name, q.visibilityTimeout, q.deadLetterQueue ?? null, q.maxReceiveCount ?? null]).sort(), [
+      ['failed', 30, null, null], ['orders', 60, 'orders-dlq', 3], ['orders-dlq', 30, null, null], ['other', 30, null, null],
+    ]);
+    assert.deepEqual(spec.queueEvents, [
+      { functionKey: 'worker', queue: 'orders', batchSize: 10, maximumBatchingWindow: 0, reportBatchItemFailures: false, enabled: true },
+      { functionKey: 'worker', queue: 'other', batchSize: 5, maximumBatchingWindow: 2, reportBatchItemFailures: true, enabled: true },
+    ]);
+    assert.deepEqual(spec.topics, [{ name: 'news' }, { name: 'alerts' }]);
+    assert.deepEqual(spec.topicEvents, [
+      { functionKey: 'worker', topic: 'news' },
+      { functionKey: 'worker', topic: 'alerts', filterPolicy: { level: ['high'] } },
+    ]);
+    assert.deepEqual(spec.functions[1].eventInvokeConfig, {
+      maximumRetryAttempts: 1, maximumEventAge: 3600,
+      onSuccess: { kind: 'function', name: 'shop-dev-report' }, onFailure: { kind: 'queue', name: 'failed' },
+    });
+    assert.deepEqual(spec.warnings, []);
+  });
+
+  it('refuses bad event settings with the key path and what is allowed', () => {
+    const bad = (fn: string, re: RegExp) => assert.match(failure(() => load(`
+      service: shop
+      provider: { name: aws, runtime: nodejs20.x }
+      functions:
+        a:
+          handler: handler.a
+${fn.split('\n').map((l) => `          ${l}`).join('\n')}
+    `)).message, re);
+    bad('events: [{ schedule: every day }]', /functions\.a\.events\[0\]\.schedule: not a schedule expression/);
+    bad('events: [{ schedule: "cron(0 12 * * * *)" }]', /functions\.a\.events\[0\]\.schedule: .*day-of-month and day-of-week/);
+    bad('events: [{ schedule: "rate(5 minute)" }]', /functions\.a\.events\[0\]\.schedule: .*minutes/);
+    bad('events: [{ sqs: { arn: arn:aws:sqs:us-east-1:1:q, batchSize: 0 } }]', /batchSize: not a batch size \(got 0; allowed: an integer from 1 to 10000\)/);
+    bad('events: [{ sqs: { arn: arn:aws:sqs:us-east-1:1:q, functionResponseType: Partial } }]', /functionResponseType: not a function response type/);
+    bad('maximumRetryAttempts: 3', /functions\.a\.maximumRetryAttempts: out of range \(got 3; allowed: an integer from 0 to 2\)/);
+    bad('maximumEventAge: 10', /maximumEventAge: out of range/);
+    bad('destinations: { onFailure: nowhere }', /destinations\.onFailure: not a function of this service nor a function, queue or topic ARN/);
   });
 });

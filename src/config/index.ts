@@ -12,6 +12,7 @@ import { NimbusError } from '../core/index.js';
 import type { ServiceSpec } from '../core/index.js';
 import { ConfigContext } from './context.js';
 import { buildServiceSpec } from './service.js';
+import { parseSchedule } from '../events/index.js';
 import { parseSource } from './source.js';
 import { Resolver } from './variables.js';
 
@@ -92,6 +93,7 @@ export function parseServiceConfig(text: string, configPath: string, options: Lo
     configPath: absolute,
     dir: dirname(absolute),
     checkHandlers: options.checkHandlers ?? true,
+    validateSchedule: (expression) => { parseSchedule(expression); },
   });
   return deepFreeze(spec);
 }

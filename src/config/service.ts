@@ -14,6 +14,10 @@ import {
 } from './routes.js';
 import { formatPath, type Segment } from './source.js';
 import { isPlainObject, type Resolver } from './variables.js';
+import {
+  emptyDrafts, readEventInvokeConfig, readResources, readScheduleEvent, readSnsEvent, readSqsEvent, resolveResources,
+  type EventDrafts, type ScheduleValidator,
+} from './events.js';
 
 const NOT_USED = 'not used by Nimbus yet (ignored)';
 const UNKNOWN = 'unknown key (ignored)';
@@ -24,7 +28,7 @@ const TOP_SILENT = new Set([
   'variablesResolutionMode', 'unresolvedVariablesNotificationMode', 'deprecationNotificationMode', 'disabledDeprecations',
 ]);
 /** Top-level keys that change what gets deployed, which Nimbus does not do (yet). */
-const TOP_NOT_USED = new Set(['plugins', 'resources', 'layers', 'outputs', 'params', 'stages', 'useDotenv', 'build']);
+const TOP_NOT_USED = new Set(['plugins', 'layers', 'outputs', 'params', 'stages', 'useDotenv', 'build']);
 
 const PROVIDER_USED = new Set(['name', 'runtime', 'stage', 'region', 'memorySize', 'timeout', 'environment', 'httpApi', 'apiGateway']);
 const PROVIDER_NOT_USED = new Set([
@@ -47,11 +51,11 @@ const API_GATEWAY_NOT_USED = new Set([
 
 const FUNCTION_USED = new Set([
   'handler', 'name', 'runtime', 'memorySize', 'timeout', 'environment', 'reservedConcurrency', 'provisionedConcurrency', 'events', 'httpApi', 'alias',
+  'maximumRetryAttempts', 'maximumEventAge', 'destinations',
 ]);
 const FUNCTION_SILENT = new Set(['description']);
 const FUNCTION_NOT_USED = new Set([
-  'role', 'tags', 'layers', 'vpc', 'package', 'architecture', 'ephemeralStorage', 'tracing', 'onError', 'destinations',
-  'maximumRetryAttempts', 'maximumEventAge', 'url', 'condition', 'dependsOn', 'logRetentionInDays', 'kmsKeyArn', 'disableLogs',
+  'role', 'tags', 'layers', 'vpc', 'package', 'architecture', 'ephemeralStorage', 'tracing', 'onError', 'url', 'condition', 'dependsOn', 'logRetentionInDays', 'kmsKeyArn', 'disableLogs',
   'logs', 'snapStart', 'runtimeManagement', 'fileSystemConfig', 'iamRoleStatements', 'iamRoleStatementsName',
   'iamRoleStatementsInherit', 'versionFunction', 'image', 'concurrencyAutoscaling', 'logDataProtectionPolicy', 'timezone', 'build',
 ]);
@@ -63,7 +67,7 @@ const HTTP_EVENT_NOT_USED = new Set([
 const HTTP_API_EVENT_NOT_USED = new Set(['authorizer']);
 /** Event types of the Serverless Framework that Nimbus does not serve in dev (yet). */
 const OTHER_EVENT_TYPES = new Set([
-  'schedule', 'sqs', 'sns', 's3', 'stream', 'websocket', 'alb', 'alexaSkill', 'alexaSmartHome', 'iot', 'iotFleetProvisioning',
+  's3', 'stream', 'websocket', 'alb', 'alexaSkill', 'alexaSmartHome', 'iot', 'iotFleetProvisioning',
   'cloudwatchEvent', 'cloudwatchLog', 'cognitoUserPool', 'eventBridge', 'kafka', 'activemq', 'rabbitmq', 'msk', 'cloudFront',
 ]);
 
@@ -96,6 +100,8 @@ export interface BuildInput {
   /** Absolute path of its folder: the code folder of every function. */
   readonly dir: string;
   readonly checkHandlers: boolean;
+  /** Checks schedule expressions fully (the events part's parser); without it only their form is checked. */
+  readonly validateSchedule?: ScheduleValidator;
 }
 
 interface Defaults {
@@ -131,6 +137,12 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
 
   for (const key of topKeys) {
     if (key === 'service' || key === 'provider' || key === 'functions' || key === 'package' || TOP_SILENT.has(key)) continue;
+    if (key === 'resources') {
+      // Queues and topics are Nimbus's to make; other resources (tables, buckets, …) are not.
+      const res = r.node(['resources']).value;
+      if (isPlainObject(res)) for (const k of Object.keys(res)) if (k !== 'Resources') ctx.warn(['resources', k], NOT_USED);
+      continue;
+    }
     ctx.warn([key], TOP_NOT_USED.has(key) ? NOT_USED : UNKNOWN);
   }
 
@@ -150,14 +162,38 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
   if (fnKeys.length === 0) ctx.warn(['functions'], 'no functions defined; nothing to serve');
 
   const names = new Map<string, string>();
+  const events = emptyDrafts();
+  const topicNames = new Map<string, string | undefined>();
   for (const key of fnKeys) {
-    const fn = readFunction(input, key, service, stage, region, provider, drafts);
+    const fn = readFunction(input, key, service, stage, region, provider, drafts, events, topicNames);
     const other = names.get(fn.name);
     if (other !== undefined) {
       throw ctx.invalid(['functions', key, 'name'], fn.name, `function ${other} has the same name`, 'a Lambda function name used by one function only');
     }
     names.set(fn.name, key);
     functions.push(fn);
+  }
+
+  // Asynchronous invocation settings may name other functions of the service as destinations.
+  const keyToName = new Map(functions.map((f) => [f.key, f.name]));
+  const declared = readResources(ctx, r);
+  for (let i = 0; i < functions.length; i++) {
+    const config = readEventInvokeConfig(ctx, r, ['functions', functions[i].key], keyToName);
+    if (config) {
+      const queueName = (n: string) => declared.queues.get(n)?.name ?? n;
+      const fix = (d: typeof config.onSuccess) => (d && d.kind === 'queue' ? { ...d, name: queueName(d.name) } : d);
+      const eventInvokeConfig = { ...config, ...(config.onSuccess ? { onSuccess: fix(config.onSuccess) } : {}), ...(config.onFailure ? { onFailure: fix(config.onFailure) } : {}) };
+      functions[i] = { ...functions[i], eventInvokeConfig };
+    }
+  }
+  const sources = resolveResources(ctx, events, declared, topicNames);
+  for (const f of functions) {
+    for (const d of [f.eventInvokeConfig?.onSuccess, f.eventInvokeConfig?.onFailure]) {
+      if (d?.kind === 'queue' && !sources.queues.some((q) => q.name === d.name)) {
+        sources.queues.push({ name: d.name, fifo: d.name.endsWith('.fifo'), visibilityTimeout: 30, messageRetentionPeriod: 345_600, delaySeconds: 0 });
+      }
+      if (d?.kind === 'topic' && !sources.topics.some((t) => t.name === d.name)) sources.topics.push({ name: d.name });
+    }
   }
 
   checkDuplicateRoutes(ctx, drafts);
@@ -176,6 +212,11 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
     routes,
     ...(httpApiCors ? { httpApiCors } : {}),
     binaryMediaTypes,
+    schedules: events.schedules,
+    queues: sources.queues,
+    queueEvents: sources.queueEvents,
+    topics: sources.topics,
+    topicEvents: sources.topicEvents,
     packagePatterns,
     warnings: ctx.warnings(),
   };
@@ -256,6 +297,7 @@ function readProvider(ctx: ConfigContext, r: Resolver): Defaults {
 
 function readFunction(
   input: BuildInput, key: string, service: string, stage: string, region: string, defaults: Defaults, drafts: RouteDraft[],
+  events: EventDrafts, topicNames: Map<string, string | undefined>,
 ): FunctionSpec {
   const { ctx, resolver: r } = input;
   const base: Segment[] = ['functions', key];
@@ -352,7 +394,7 @@ function readFunction(
     payload = readPayload(ctx, r, [...base, 'httpApi', 'payload']) ?? payload;
   }
 
-  readEvents(ctx, r, key, payload, drafts);
+  readEvents(ctx, r, key, payload, drafts, events, topicNames, input.validateSchedule);
 
   return {
     key,
@@ -382,7 +424,10 @@ function handlerAllowed(language: Language): string {
     : 'path/to/module.function or package.module.function, e.g. src/handler.hello';
 }
 
-function readEvents(ctx: ConfigContext, r: Resolver, key: string, payload: PayloadFormatVersion, drafts: RouteDraft[]): void {
+function readEvents(
+  ctx: ConfigContext, r: Resolver, key: string, payload: PayloadFormatVersion, drafts: RouteDraft[],
+  sources: EventDrafts, topicNames: Map<string, string | undefined>, validateSchedule?: ScheduleValidator,
+): void {
   const path: Segment[] = ['functions', key, 'events'];
   const events = r.node(path).value;
   if (events === undefined || events === null) return;
@@ -396,7 +441,13 @@ function readEvents(ctx: ConfigContext, r: Resolver, key: string, payload: Paylo
     const type = Object.keys(ev)[0];
     if (type === 'http') drafts.push(readHttpEvent(ctx, r, key, [...evPath, 'http']));
     else if (type === 'httpApi') drafts.push(readHttpApiEvent(ctx, r, key, [...evPath, 'httpApi'], payload));
-    else if (OTHER_EVENT_TYPES.has(type)) ctx.warn(evPath, `event type '${type}' is not served by nimbus dev yet; ignored`);
+    else if (type === 'schedule') readScheduleEvent(ctx, r, key, [...evPath, 'schedule'], sources, validateSchedule);
+    else if (type === 'sqs') readSqsEvent(ctx, r, key, [...evPath, 'sqs'], sources);
+    else if (type === 'sns') {
+      const t = readSnsEvent(ctx, r, key, [...evPath, 'sns'], sources);
+      if (t.displayName || !topicNames.has(t.topic)) topicNames.set(t.topic, t.displayName);
+    }
+    else if (OTHER_EVENT_TYPES.has(type)) ctx.warn(evPath, `event type '${type}' is not served by Nimbus yet; ignored`);
     else ctx.warn(evPath, `unknown event type '${type}'; ignored`);
   }
 }

@@ -46,8 +46,87 @@ export interface FunctionSpec {
    * and no alias, `provisioned`, as the Serverless Framework makes). Each deploy points it at the new version.
    */
   readonly alias?: string;
+  /** Asynchronous invocation settings (retries, event age, destinations), when set. */
+  readonly eventInvokeConfig?: EventInvokeConfig;
   /** The version instances of this spec run (`$LATEST` when unset): in the START line and the context. */
   readonly version?: string;
+}
+
+/** Where an asynchronous invocation's record goes: a function, a queue or a topic (by name). */
+export interface DestinationRef {
+  readonly kind: 'function' | 'queue' | 'topic';
+  readonly name: string;
+}
+
+/**
+ * A function's asynchronous invocation settings (Lambda's EventInvokeConfig):
+ * retries after a function error (0–2, default 2), the oldest an event may
+ * get before it is dropped to onFailure (60–21600 s, default 21600), and destinations.
+ * https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configuring.html
+ */
+export interface EventInvokeConfig {
+  readonly maximumRetryAttempts?: number;
+  /** Seconds. */
+  readonly maximumEventAge?: number;
+  readonly onSuccess?: DestinationRef;
+  readonly onFailure?: DestinationRef;
+}
+
+/** One schedule rule: a `schedule` event's expression (a list gives one rule each). */
+export interface ScheduleSpec {
+  /** Unique in the service: the event's `name:` or `<functionKey>-schedule-<n>`. */
+  readonly id: string;
+  readonly functionKey: string;
+  /** `rate(...)` or `cron(...)`, EventBridge's syntax (UTC). */
+  readonly expression: string;
+  readonly enabled: boolean;
+  /** Sent instead of the Scheduled Event. */
+  readonly input?: unknown;
+  /** JSONPath into the Scheduled Event, e.g. `$.detail`. */
+  readonly inputPath?: string;
+  readonly description?: string;
+}
+
+/** A queue Nimbus keeps for the service (SQS's settings and defaults). */
+export interface QueueSpec {
+  readonly name: string;
+  readonly fifo: boolean;
+  /** Seconds a received message stays hidden before it can be received again (default 30). */
+  readonly visibilityTimeout: number;
+  /** Seconds a message is kept (default 345600, 4 days). */
+  readonly messageRetentionPeriod: number;
+  /** Seconds a new message waits before it can be received (default 0). */
+  readonly delaySeconds: number;
+  /** RedrivePolicy: after `maxReceiveCount` receives, a message moves to this queue. */
+  readonly deadLetterQueue?: string;
+  readonly maxReceiveCount?: number;
+}
+
+/** A function fed by a queue (an `sqs` event source mapping). */
+export interface QueueEventSpec {
+  readonly functionKey: string;
+  readonly queue: string;
+  /** Most messages per invocation (default 10). */
+  readonly batchSize: number;
+  /** Seconds to gather a batch (default 0). */
+  readonly maximumBatchingWindow: number;
+  /** `functionResponseType: ReportBatchItemFailures`: the function names the failed messages. */
+  readonly reportBatchItemFailures: boolean;
+  readonly enabled: boolean;
+}
+
+/** A topic Nimbus keeps for the service. */
+export interface TopicSpec {
+  readonly name: string;
+  readonly displayName?: string;
+}
+
+/** A function subscribed to a topic (an `sns` event). */
+export interface TopicEventSpec {
+  readonly functionKey: string;
+  readonly topic: string;
+  /** SNS filter policy on message attributes, when set. */
+  readonly filterPolicy?: Readonly<Record<string, unknown>>;
 }
 
 /** Which API Gateway flavour a route belongs to: REST API (`http` events) or HTTP API (`httpApi` events). */
@@ -104,6 +183,14 @@ export interface ServiceSpec {
   readonly httpApiCors?: CorsConfig;
   /** `provider.apiGateway.binaryMediaTypes` (REST API), e.g. `['*\/*']`. */
   readonly binaryMediaTypes: readonly string[];
+  /** `schedule` events, one rule per expression. */
+  readonly schedules: readonly ScheduleSpec[];
+  /** Queues: declared under resources or named by an `sqs` event. */
+  readonly queues: readonly QueueSpec[];
+  readonly queueEvents: readonly QueueEventSpec[];
+  /** Topics: declared under resources or named by an `sns` event. */
+  readonly topics: readonly TopicSpec[];
+  readonly topicEvents: readonly TopicEventSpec[];
   /** `package.patterns`: globs of what `nimbus deploy` packages (`!` excludes), in order. */
   readonly packagePatterns: readonly string[];
   /** One line per key Nimbus read but does not use yet, and per runtime version mismatch. */
