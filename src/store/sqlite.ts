@@ -2,7 +2,8 @@
  * The embedded Store: one SQLite database (better-sqlite3) plus two folders
  * of code, all under the data directory:
  *
- *   <dataDir>/nimbus.db               functions, versions, aliases, services, invocations, logs, settings
+ *   <dataDir>/nimbus.db               functions, versions, aliases, services, invocations, logs, settings,
+ *                                     the asynchronous invocation queue and its dead letters
  *   <dataDir>/artifacts/<sha256>.zip  code artifacts as uploaded, content-addressed
  *   <dataDir>/code/<sha256>/          each artifact extracted once, read-only
  *
@@ -14,7 +15,10 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionSpec } from '../core/index.js';
-import type { AliasRecord, FunctionConfig, InvocationRow, LogRow, RollupRow, ServiceRecord, Store, VersionRecord } from './types.js';
+import type {
+  AliasRecord, AsyncCounts, AsyncEventInput, AsyncEventRow, AsyncRetry, DeadLetterInput, DeadLetterRow, FunctionConfig,
+  InvocationRow, LogRow, RollupRow, ServiceRecord, Store, VersionRecord,
+} from './types.js';
 import { extractZip, readZipEntries, removeTree } from './zip.js';
 
 /** Pending invocation records are written in one transaction at least this often (ms)… */
@@ -115,6 +119,38 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (name, stage, deployment)
   );
   `,
+  // 2 → 3: the asynchronous invocation queue and its dead-letter queue (src/events/async-queue.ts).
+  // visible_at is when an event is due; a claim sets it to the lease's expiry, so a lease is only a timestamp.
+  `
+  CREATE TABLE async_events (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id    TEXT NOT NULL UNIQUE,
+    function_name TEXT NOT NULL,
+    qualifier     TEXT,
+    payload       TEXT NOT NULL,
+    received_ms   INTEGER NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    throttles     INTEGER NOT NULL DEFAULT 0,
+    lease         TEXT,
+    last_response TEXT
+  );
+  CREATE INDEX async_events_due ON async_events (visible_at, id);
+  CREATE INDEX async_events_function ON async_events (function_name);
+  CREATE TABLE async_dead_letters (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id    TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier     TEXT,
+    payload       TEXT NOT NULL,
+    received_ms   INTEGER NOT NULL,
+    failed_ms     INTEGER NOT NULL,
+    condition     TEXT NOT NULL,
+    attempts      INTEGER NOT NULL,
+    record        TEXT NOT NULL
+  );
+  CREATE INDEX async_dead_letters_function ON async_dead_letters (function_name, id);
+  `,
 ];
 
 /** The schema version a migrated database has. */
@@ -168,6 +204,33 @@ interface LogDbRow {
   request_id: string;
   time_ms: number;
   text: string;
+}
+
+interface AsyncEventDbRow {
+  id: number;
+  request_id: string;
+  function_name: string;
+  qualifier: string | null;
+  payload: string;
+  received_ms: number;
+  visible_at: number;
+  attempts: number;
+  throttles: number;
+  lease: string | null;
+  last_response: string | null;
+}
+
+interface DeadLetterDbRow {
+  id: number;
+  request_id: string;
+  function_name: string;
+  qualifier: string | null;
+  payload: string;
+  received_ms: number;
+  failed_ms: number;
+  condition: string;
+  attempts: number;
+  record: string;
 }
 
 /**
@@ -541,6 +604,102 @@ class SqliteStore implements Store {
     }
   }
 
+  // ── asynchronous invocation queue ─────────────────────────────────────
+
+  enqueueEvent(event: AsyncEventInput): AsyncEventRow {
+    this.assertOpen();
+    const row = this.stmt.insertEvent.get({
+      request_id: event.requestId, function_name: event.functionName, qualifier: event.qualifier ?? null,
+      payload: event.payload, received_ms: event.receivedMs, visible_at: event.visibleAtMs ?? event.receivedMs,
+    }) as AsyncEventDbRow | undefined;
+    // ON CONFLICT DO NOTHING returns no row: the request id is queued already.
+    return toAsyncEvent(row ?? this.stmt.getEventByRequest.get(event.requestId) as AsyncEventDbRow);
+  }
+
+  claimEvents(lease: string, nowMs: number, leaseMs: number, limit: number): AsyncEventRow[] {
+    this.assertOpen();
+    if (limit <= 0) return [];
+    const rows = this.stmt.claimEvents.all({ lease, now: nowMs, until: nowMs + leaseMs, limit }) as AsyncEventDbRow[];
+    // The oldest due are claimed; RETURNING gives no order, and all now share one lease expiry: queue order.
+    return rows.sort((a, b) => a.id - b.id).map(toAsyncEvent);
+  }
+
+  completeEvent(id: number, lease: string): boolean {
+    this.assertOpen();
+    return this.stmt.completeEvent.run(id, lease).changes > 0;
+  }
+
+  retryEvent(id: number, lease: string, retry: AsyncRetry): boolean {
+    this.assertOpen();
+    return this.stmt.retryEvent.run({
+      id, lease, visible_at: retry.visibleAtMs, attempts: retry.attempts, throttles: retry.throttles,
+      last_response: retry.lastResponse ?? null,
+    }).changes > 0;
+  }
+
+  deadLetterEvent(id: number, lease: string, dead: DeadLetterInput): DeadLetterRow | undefined {
+    this.assertOpen();
+    return this.db.transaction(() => {
+      const row = this.stmt.insertDeadLetter.get({
+        id, lease, failed_ms: dead.failedMs, condition: dead.condition, attempts: dead.attempts, record: dead.record,
+      }) as DeadLetterDbRow | undefined;
+      if (row === undefined) return undefined;
+      this.stmt.completeEvent.run(id, lease);
+      return toDeadLetter(row);
+    })();
+  }
+
+  listDeadLetters(functionName?: string, limit = 10_000): DeadLetterRow[] {
+    this.assertOpen();
+    const rows = (functionName === undefined
+      ? this.stmt.deadLettersAll.all(limit)
+      : this.stmt.deadLettersOf.all(functionName, limit)) as DeadLetterDbRow[];
+    return rows.map(toDeadLetter);
+  }
+
+  redriveDeadLetter(id: number, nowMs: number): AsyncEventRow | undefined {
+    this.assertOpen();
+    return this.db.transaction(() => {
+      const dead = this.stmt.getDeadLetter.get(id) as DeadLetterDbRow | undefined;
+      if (dead === undefined) return undefined;
+      this.stmt.insertEvent.get({
+        request_id: dead.request_id, function_name: dead.function_name, qualifier: dead.qualifier,
+        payload: dead.payload, received_ms: nowMs, visible_at: nowMs,
+      });
+      this.stmt.deleteDeadLetter.run(id);
+      return toAsyncEvent(this.stmt.getEventByRequest.get(dead.request_id) as AsyncEventDbRow);
+    })();
+  }
+
+  deleteDeadLetter(id: number): boolean {
+    this.assertOpen();
+    return this.stmt.deleteDeadLetter.run(id).changes > 0;
+  }
+
+  nextEventDueMs(): number | undefined {
+    this.assertOpen();
+    return (this.stmt.nextEventDue.get() as number | null) ?? undefined;
+  }
+
+  releaseLeases(nowMs: number): number {
+    this.assertOpen();
+    return this.stmt.releaseLeases.run({ now: nowMs }).changes;
+  }
+
+  asyncCounts(nowMs: number, functionName?: string): AsyncCounts {
+    this.assertOpen();
+    const r = (functionName === undefined
+      ? this.stmt.asyncCountsAll.get({ now: nowMs })
+      : this.stmt.asyncCountsOf.get({ now: nowMs, fn: functionName })) as {
+        pending: number | null; leased: number | null; dead: number; oldest: number | null;
+      };
+    const counts: { -readonly [K in keyof AsyncCounts]: AsyncCounts[K] } = {
+      pending: r.pending ?? 0, leased: r.leased ?? 0, deadLetters: r.dead,
+    };
+    if (r.oldest !== null) counts.oldestReceivedMs = r.oldest;
+    return Object.freeze(counts);
+  }
+
   // ── settings ──────────────────────────────────────────────────────────
 
   getSetting(key: string): string | undefined {
@@ -617,6 +776,29 @@ function prepareStatements(db: Database.Database) {
     logs: db.prepare('SELECT * FROM logs WHERE function_name = ? AND time_ms >= ? ORDER BY time_ms, rowid LIMIT ?'),
     getSetting: db.prepare('SELECT value FROM settings WHERE key = ?').pluck(),
     setSetting: db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    insertEvent: db.prepare(`INSERT INTO async_events (request_id, function_name, qualifier, payload, received_ms, visible_at)
+      VALUES (@request_id, @function_name, @qualifier, @payload, @received_ms, @visible_at)
+      ON CONFLICT (request_id) DO NOTHING RETURNING *`),
+    getEventByRequest: db.prepare('SELECT * FROM async_events WHERE request_id = ?'),
+    claimEvents: db.prepare(`UPDATE async_events SET lease = @lease, visible_at = @until
+      WHERE id IN (SELECT id FROM async_events WHERE visible_at <= @now ORDER BY visible_at, id LIMIT @limit)
+      RETURNING *`),
+    completeEvent: db.prepare('DELETE FROM async_events WHERE id = ? AND lease = ?'),
+    retryEvent: db.prepare(`UPDATE async_events SET lease = NULL, visible_at = @visible_at, attempts = @attempts,
+      throttles = @throttles, last_response = COALESCE(@last_response, last_response) WHERE id = @id AND lease = @lease`),
+    insertDeadLetter: db.prepare(`INSERT INTO async_dead_letters (request_id, function_name, qualifier, payload, received_ms,
+        failed_ms, condition, attempts, record)
+      SELECT request_id, function_name, qualifier, payload, received_ms, @failed_ms, @condition, @attempts, @record
+      FROM async_events WHERE id = @id AND lease = @lease
+      RETURNING *`),
+    getDeadLetter: db.prepare('SELECT * FROM async_dead_letters WHERE id = ?'),
+    deleteDeadLetter: db.prepare('DELETE FROM async_dead_letters WHERE id = ?'),
+    deadLettersAll: db.prepare('SELECT * FROM async_dead_letters ORDER BY id LIMIT ?'),
+    deadLettersOf: db.prepare('SELECT * FROM async_dead_letters WHERE function_name = ? ORDER BY id LIMIT ?'),
+    nextEventDue: db.prepare('SELECT MIN(visible_at) FROM async_events').pluck(),
+    releaseLeases: db.prepare('UPDATE async_events SET visible_at = @now WHERE lease IS NOT NULL AND visible_at > @now'),
+    asyncCountsAll: db.prepare(asyncCountsSql('')),
+    asyncCountsOf: db.prepare(asyncCountsSql('function_name = @fn')),
   };
 }
 
@@ -642,6 +824,20 @@ function rollupsSql(functionFilter: string): string {
     FROM invocations WHERE ${functionFilter}start_ms >= ? AND start_ms < ?
     GROUP BY function_name, version, minuteMs
     ORDER BY minuteMs, function_name, version`;
+}
+
+/**
+ * Sizes of the asynchronous queue (Store.asyncCounts); parameters @now and,
+ * when filtered, @fn. An event is leased while its claim's lease has not
+ * expired (a lease is only visible_at in the future).
+ */
+function asyncCountsSql(functionFilter: string): string {
+  const events = functionFilter ? `WHERE ${functionFilter}` : '';
+  return `SELECT
+      (SELECT SUM(NOT (lease IS NOT NULL AND visible_at > @now)) FROM async_events ${events}) AS pending,
+      (SELECT SUM(lease IS NOT NULL AND visible_at > @now) FROM async_events ${events}) AS leased,
+      (SELECT COUNT(*) FROM async_dead_letters ${events}) AS dead,
+      (SELECT MIN(received_ms) FROM async_events ${events}) AS oldest`;
 }
 
 /** Brings the schema up to the newest version, one migration per transaction. */
@@ -749,5 +945,38 @@ function toInvocation(r: InvocationDbRow): InvocationRow {
   };
   if (r.max_memory_used_mb !== null) row.maxMemoryUsedMB = r.max_memory_used_mb;
   if (r.init_duration_ms !== null) row.initDurationMs = r.init_duration_ms;
+  return Object.freeze(row);
+}
+
+function toAsyncEvent(r: AsyncEventDbRow): AsyncEventRow {
+  const row: { -readonly [K in keyof AsyncEventRow]: AsyncEventRow[K] } = {
+    id: r.id,
+    requestId: r.request_id,
+    functionName: r.function_name,
+    payload: r.payload,
+    receivedMs: r.received_ms,
+    visibleAtMs: r.visible_at,
+    attempts: r.attempts,
+    throttles: r.throttles,
+  };
+  if (r.qualifier !== null) row.qualifier = r.qualifier;
+  if (r.lease !== null) row.lease = r.lease;
+  if (r.last_response !== null) row.lastResponse = r.last_response;
+  return Object.freeze(row);
+}
+
+function toDeadLetter(r: DeadLetterDbRow): DeadLetterRow {
+  const row: { -readonly [K in keyof DeadLetterRow]: DeadLetterRow[K] } = {
+    id: r.id,
+    requestId: r.request_id,
+    functionName: r.function_name,
+    payload: r.payload,
+    receivedMs: r.received_ms,
+    failedMs: r.failed_ms,
+    condition: r.condition,
+    attempts: r.attempts,
+    record: r.record,
+  };
+  if (r.qualifier !== null) row.qualifier = r.qualifier;
   return Object.freeze(row);
 }

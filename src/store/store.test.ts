@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { zipSync } from 'fflate';
-import { openSqliteStore, type FunctionConfig, type InvocationRow, type Store } from './index.js';
+import { openSqliteStore, type AsyncEventInput, type FunctionConfig, type InvocationRow, type Store } from './index.js';
 import { removeTree } from './zip.js';
 import { SCHEMA_VERSION } from './sqlite.js';
 
@@ -399,5 +399,114 @@ describe('sqlite store: per-minute roll-ups', () => {
     assert.deepEqual(store.rollups('fn', 1000, 60_000).map((r) => [r.invocations, r.coldStarts, r.throttles]), [[1, 0, 1]]);
     assert.deepEqual(store.rollups('nope', 0), []);
     assert.deepEqual(store.rollups(undefined, 200_000), []);
+  });
+});
+
+describe('sqlite store: asynchronous invocation queue', () => {
+  let dir: string;
+  let store: Store;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-store-async-'));
+    store = openSqliteStore(join(dir, 'data'));
+  });
+  afterEach(() => {
+    try {
+      store.close();
+    } finally {
+      removeTree(dir);
+    }
+  });
+
+  const event = (n: number, extra: Partial<AsyncEventInput> = {}): AsyncEventInput => ({
+    requestId: `req-${n}`, functionName: 'fn', payload: `{"n":${n}}`, receivedMs: 1000 + n, ...extra,
+  });
+
+  it('enqueues idempotently on the request id and claims due events oldest first', () => {
+    const first = store.enqueueEvent(event(1, { qualifier: 'live' }));
+    assert.deepEqual(first, {
+      id: first.id, requestId: 'req-1', functionName: 'fn', qualifier: 'live', payload: '{"n":1}',
+      receivedMs: 1001, visibleAtMs: 1001, attempts: 0, throttles: 0,
+    });
+    assert.deepEqual(store.enqueueEvent(event(1, { payload: '{"other":true}' })), first);
+    store.enqueueEvent(event(2));
+    store.enqueueEvent(event(3, { visibleAtMs: 5000 }));
+    assert.equal(store.nextEventDueMs(), 1001);
+
+    const claimed = store.claimEvents('lease-a', 2000, 500, 10);
+    assert.deepEqual(claimed.map((e) => [e.requestId, e.lease, e.visibleAtMs]), [['req-1', 'lease-a', 2500], ['req-2', 'lease-a', 2500]]);
+    // Leased events are not due again until their lease expires; the not-yet-due one is not due either.
+    assert.deepEqual(store.claimEvents('lease-b', 2499, 500, 10), []);
+    assert.deepEqual(store.asyncCounts(2499), { pending: 1, leased: 2, deadLetters: 0, oldestReceivedMs: 1001 });
+    assert.equal(store.nextEventDueMs(), 2500);
+    assert.deepEqual(store.claimEvents('lease-b', 2000, 500, 0), []);
+  });
+
+  it('takes an expired lease over: the first claim can no longer complete, retry or dead-letter it', () => {
+    const { id } = store.enqueueEvent(event(1));
+    store.claimEvents('a', 2000, 100, 1);
+    const [again] = store.claimEvents('b', 2100, 100, 1);
+    assert.equal(again.lease, 'b');
+    assert.equal(store.completeEvent(id, 'a'), false);
+    assert.equal(store.retryEvent(id, 'a', { visibleAtMs: 0, attempts: 9, throttles: 9 }), false);
+    assert.equal(store.deadLetterEvent(id, 'a', { failedMs: 1, condition: 'RetriesExhausted', attempts: 1, record: '{}' }), undefined);
+    assert.deepEqual(store.listDeadLetters(), []);
+    assert.equal(store.completeEvent(id, 'b'), true);
+    assert.deepEqual(store.asyncCounts(0), { pending: 0, leased: 0, deadLetters: 0 });
+    assert.equal(store.nextEventDueMs(), undefined);
+  });
+
+  it('retries with new counters and keeps the last response', () => {
+    const { id } = store.enqueueEvent(event(1));
+    store.claimEvents('a', 2000, 100, 1);
+    assert.ok(store.retryEvent(id, 'a', { visibleAtMs: 3000, attempts: 1, throttles: 0, lastResponse: '{"statusCode":200}' }));
+    assert.deepEqual(store.claimEvents('b', 2999, 100, 1), []);
+    const [again] = store.claimEvents('b', 3000, 100, 1);
+    assert.equal(again.attempts, 1);
+    assert.equal(again.lastResponse, '{"statusCode":200}');
+    // A retry without a response keeps the one before.
+    assert.ok(store.retryEvent(id, 'b', { visibleAtMs: 3100, attempts: 1, throttles: 1 }));
+    const [third] = store.claimEvents('c', 3100, 100, 1);
+    assert.deepEqual([third.throttles, third.lastResponse], [1, '{"statusCode":200}']);
+  });
+
+  it('dead-letters, lists by function, redrives with the same request id, and deletes', () => {
+    const a = store.enqueueEvent(event(1));
+    const b = store.enqueueEvent(event(2, { functionName: 'other' }));
+    store.claimEvents('l', 2000, 100, 10);
+    store.retryEvent(a.id, 'l', { visibleAtMs: 2000, attempts: 2, throttles: 0 });
+    store.claimEvents('m', 2000, 100, 10);
+    const dead = store.deadLetterEvent(a.id, 'm', { failedMs: 2050, condition: 'RetriesExhausted', attempts: 3, record: '{"version":"1.0"}' });
+    assert.deepEqual(dead, {
+      id: dead!.id, requestId: 'req-1', functionName: 'fn', payload: '{"n":1}', receivedMs: 1001, failedMs: 2050,
+      condition: 'RetriesExhausted', attempts: 3, record: '{"version":"1.0"}',
+    });
+    store.deadLetterEvent(b.id, 'l', { failedMs: 2060, condition: 'EventAgeExceeded', attempts: 0, record: '{}' });
+    assert.deepEqual(store.listDeadLetters().map((d) => d.requestId), ['req-1', 'req-2']);
+    assert.deepEqual(store.listDeadLetters('other').map((d) => d.condition), ['EventAgeExceeded']);
+    assert.deepEqual(store.asyncCounts(2100), { pending: 0, leased: 0, deadLetters: 2 });
+    assert.deepEqual(store.asyncCounts(2100, 'fn'), { pending: 0, leased: 0, deadLetters: 1 });
+
+    const back = store.redriveDeadLetter(dead!.id, 9000);
+    assert.deepEqual(back && [back.requestId, back.receivedMs, back.visibleAtMs, back.attempts, back.lease], ['req-1', 9000, 9000, 0, undefined]);
+    assert.equal(store.redriveDeadLetter(dead!.id, 9000), undefined);
+    assert.deepEqual(store.listDeadLetters().map((d) => d.requestId), ['req-2']);
+    assert.deepEqual(store.claimEvents('n', 9000, 100, 10).map((e) => e.requestId), ['req-1']);
+
+    const other = store.listDeadLetters('other')[0];
+    assert.equal(store.deleteDeadLetter(other.id), true);
+    assert.equal(store.deleteDeadLetter(other.id), false);
+    assert.deepEqual(store.asyncCounts(9000), { pending: 0, leased: 1, deadLetters: 0, oldestReceivedMs: 9000 });
+  });
+
+  it('keeps queued and leased events across a close, and releases leases at the next start', () => {
+    store.enqueueEvent(event(1));
+    store.enqueueEvent(event(2));
+    store.claimEvents('dead-process', 2000, 60_000, 1);
+    store.close();
+    store = openSqliteStore(join(dir, 'data'));
+    assert.deepEqual(store.asyncCounts(2000), { pending: 1, leased: 1, deadLetters: 0, oldestReceivedMs: 1001 });
+    assert.equal(store.releaseLeases(2001), 1);
+    assert.deepEqual(store.claimEvents('new', 2001, 100, 10).map((e) => e.requestId), ['req-1', 'req-2']);
   });
 });

@@ -96,6 +96,98 @@ export interface LogRow {
   readonly text: string;
 }
 
+/**
+ * One event of the asynchronous invocation queue (an Invoke with
+ * InvocationType `Event`), as the store keeps it until it is delivered or
+ * dead-lettered. A lease is only a timestamp: a claimed event's
+ * `visibleAtMs` is when its lease expires, after which it is due again (so
+ * the events of a process killed mid-delivery are delivered again: at least
+ * once). https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html
+ */
+export interface AsyncEventRow {
+  /** Queue position (increasing with every enqueue). */
+  readonly id: number;
+  /** The request id every attempt uses, so a function can de-duplicate. Unique in the queue. */
+  readonly requestId: string;
+  readonly functionName: string;
+  /** Version or alias, when the Invoke named one. */
+  readonly qualifier?: string;
+  /** The event: JSON text. */
+  readonly payload: string;
+  /** Epoch ms when the event was accepted (its age counts from here). */
+  readonly receivedMs: number;
+  /** Epoch ms when it is next due; while leased, when the lease expires. */
+  readonly visibleAtMs: number;
+  /** Invocations that ran and ended in a function error (they count against maximumRetryAttempts). */
+  readonly attempts: number;
+  /** Throttles and platform failures so far (they do not count as attempts). */
+  readonly throttles: number;
+  /** The token of the claim that last leased it; undefined when never claimed or since released. */
+  readonly lease?: string;
+  /** JSON of the last attempt's response (the AsyncQueue's own format), when there was one. */
+  readonly lastResponse?: string;
+}
+
+/** What `Store.enqueueEvent` takes. */
+export interface AsyncEventInput {
+  readonly requestId: string;
+  readonly functionName: string;
+  readonly qualifier?: string;
+  readonly payload: string;
+  /** Epoch ms. */
+  readonly receivedMs: number;
+  /** When it is first due (epoch ms); default `receivedMs`. */
+  readonly visibleAtMs?: number;
+}
+
+/** What `Store.retryEvent` sets: when the event is due again and its counters. */
+export interface AsyncRetry {
+  /** Epoch ms of the next attempt. */
+  readonly visibleAtMs: number;
+  readonly attempts: number;
+  readonly throttles: number;
+  readonly lastResponse?: string;
+}
+
+/** An event that failed every attempt (or grew too old) and had no on-failure destination to go to. */
+export interface DeadLetterRow {
+  /** Dead-letter id (what redrive takes). */
+  readonly id: number;
+  readonly requestId: string;
+  readonly functionName: string;
+  readonly qualifier?: string;
+  readonly payload: string;
+  readonly receivedMs: number;
+  /** Epoch ms when it was dead-lettered. */
+  readonly failedMs: number;
+  /** Lambda's condition: `RetriesExhausted` or `EventAgeExceeded`. */
+  readonly condition: string;
+  /** Invocations that ran. */
+  readonly attempts: number;
+  /** The invocation record (JSON text), as an on-failure destination would have received it. */
+  readonly record: string;
+}
+
+/** What `Store.deadLetterEvent` records besides the event itself. */
+export interface DeadLetterInput {
+  readonly failedMs: number;
+  readonly condition: string;
+  /** Invocations that ran, the last one included. */
+  readonly attempts: number;
+  readonly record: string;
+}
+
+/** Sizes of the asynchronous queue, for metrics. */
+export interface AsyncCounts {
+  /** Events waiting (due or not yet), not leased. */
+  readonly pending: number;
+  /** Events leased by a claim whose lease has not expired. */
+  readonly leased: number;
+  readonly deadLetters: number;
+  /** `receivedMs` of the oldest event in the queue (leased or not); undefined when empty. */
+  readonly oldestReceivedMs?: number;
+}
+
 /** The persistence interface. All methods are synchronous for SQLite; a networked store wraps them. */
 export interface Store {
   /** Code artifacts: stores the zip under its SHA-256 (idempotent); returns the hash. */
@@ -141,6 +233,46 @@ export interface Store {
    */
   rollups(functionName: string | undefined, sinceMs: number, untilMs?: number): RollupRow[];
   logs(functionName: string, sinceMs: number, limit?: number): LogRow[];
+
+  // ── asynchronous invocation queue ─────────────────────────────────────
+
+  /**
+   * Adds an event to the asynchronous queue, committed before it returns
+   * (so an Invoke may answer 202 after it). Idempotent on `requestId`: a
+   * second call with the same id returns the queued event unchanged.
+   */
+  enqueueEvent(event: AsyncEventInput): AsyncEventRow;
+  /**
+   * Leases up to `limit` events due at `nowMs` (oldest due first) until
+   * `nowMs + leaseMs`, under the claim token `lease`, in one statement.
+   */
+  claimEvents(lease: string, nowMs: number, leaseMs: number, limit: number): AsyncEventRow[];
+  /** Removes a delivered event; false when `lease` no longer holds it (another claim took it over). */
+  completeEvent(id: number, lease: string): boolean;
+  /** Releases a leased event to be due again at `retry.visibleAtMs` with new counters; false when `lease` no longer holds it. */
+  retryEvent(id: number, lease: string, retry: AsyncRetry): boolean;
+  /** Moves a leased event to the dead-letter queue, in one transaction; undefined when `lease` no longer holds it. */
+  deadLetterEvent(id: number, lease: string, dead: DeadLetterInput): DeadLetterRow | undefined;
+  /** Dead letters, oldest first, of one function or all. */
+  listDeadLetters(functionName?: string, limit?: number): DeadLetterRow[];
+  /**
+   * Puts a dead letter back on the queue with the same request id, as a new
+   * event received at `nowMs` (its age and attempts start again); removes
+   * the dead letter. Undefined when there is no such dead letter.
+   */
+  redriveDeadLetter(id: number, nowMs: number): AsyncEventRow | undefined;
+  /** Removes a dead letter for good; false when there is none. */
+  deleteDeadLetter(id: number): boolean;
+  /** The earliest `visibleAtMs` in the queue (a lease expiry counts), or undefined when it is empty. */
+  nextEventDueMs(): number | undefined;
+  /**
+   * Makes every leased event due at `nowMs`; returns how many. Only for the
+   * one process that owns the data directory, at start: the leases it finds
+   * are a dead process's.
+   */
+  releaseLeases(nowMs: number): number;
+  /** Queue sizes at `nowMs`, of one function or all. */
+  asyncCounts(nowMs: number, functionName?: string): AsyncCounts;
 
   /** Settings kept across restarts (e.g. the admin token's hash). */
   getSetting(key: string): string | undefined;
