@@ -112,6 +112,7 @@ export function manifest(spec: ServiceSpec, codeSha256: string, only?: string[])
     routes: spec.routes,
     ...(spec.httpApiCors ? { httpApiCors: spec.httpApiCors } : {}),
     binaryMediaTypes: spec.binaryMediaTypes,
+    schedules: spec.schedules, queues: spec.queues, queueEvents: spec.queueEvents, topics: spec.topics, topicEvents: spec.topicEvents,
     ...(only ? { only } : {}),
   };
 }

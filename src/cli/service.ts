@@ -107,8 +107,10 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
         const r = await client.call<{ events: Array<{ timeMs: number; requestId: string; text: string }> }>('logs', 'GET',
           `/_/logs?function=${encodeURIComponent(name)}&since=${since}&limit=1000`);
         for (const e of r.events) {
-          if (seen.has(e.requestId)) continue;
-          seen.add(e.requestId);
+          // Retries of an asynchronous invocation share the request id: an event is its id and time.
+          const key = `${e.requestId}@${e.timeMs}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
           since = Math.max(since, e.timeMs);
           io.out(opts.json ? JSON.stringify(e) + '\n' : e.text.endsWith('\n') ? e.text : `${e.text}\n`);
         }
@@ -131,6 +133,40 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
         if (k === 'function' || v === undefined || typeof v === 'object') continue;
         io.out(`  ${k.padEnd(20)} ${typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : String(v)}\n`);
       }
+    })));
+}
+
+/** Registers `schedule run|list` and `dead-letters [redrive ID]` on `program`. */
+export function registerEventCommands(program: Command, io: Io, done: (code: number) => void): void {
+  const schedule = program.command('schedule').description('Schedule rules (schedule events) of a nimbus server');
+  withService(schedule.command('run').description('Fire the schedule rules of a function now, as their time had come'))
+    .requiredOption('-f, --function <name>', 'the function: its key under functions: or its name')
+    .action(async (opts: ServiceOptions) => done(await run(io, async () => {
+      const name = functionName(opts, io);
+      const r = await ControlClient.from(opts, io.env).call<{ fired: string[] }>('the schedule run', 'POST', '/_/schedules/run', { function: name });
+      io.out(opts.json ? JSON.stringify(r) + '\n' : `Fired ${r.fired.join(', ')} (an asynchronous invocation of ${name}; \`nimbus logs -f ${opts.function}\` shows it)\n`);
+    })));
+  remoteOptions(schedule.command('list').description('Every schedule rule with its next fire time'))
+    .action(async (opts: RemoteOptions) => done(await run(io, async () => {
+      const rules = await ControlClient.from(opts, io.env).call<Array<{ name: string; functionName: string; expression: string; enabled: boolean; next: string | null }>>('the schedule list', 'GET', '/_/schedules');
+      if (opts.json) { io.out(JSON.stringify(rules, null, 2) + '\n'); return; }
+      if (!rules.length) io.out('No schedule rules.\n');
+      for (const r of rules) io.out(`${r.name}  ${r.expression}  → ${r.functionName}  ${r.enabled ? `next ${r.next ?? 'never'}` : 'disabled'}\n`);
+    })));
+  const dead = remoteOptions(program.command('dead-letters').description('Asynchronous events that exhausted their retries (the dead-letter queue)'))
+    .option('-f, --function <name>', 'only this function (its name)')
+    .action(async (opts: RemoteOptions & { function?: string }) => done(await run(io, async () => {
+      const q = opts.function ? `?function=${encodeURIComponent(opts.function)}` : '';
+      const rows = await ControlClient.from(opts, io.env).call<Array<Record<string, unknown>>>('the dead-letter list', 'GET', `/_/dead-letters${q}`);
+      if (opts.json) { io.out(JSON.stringify(rows, null, 2) + '\n'); return; }
+      if (!rows.length) io.out('The dead-letter queue is empty.\n');
+      for (const r of rows) io.out(`${String(r.id)}  ${String(r.functionName)}  ${String(r.requestId)}  ${String(r.condition ?? r.reason ?? '')}\n`);
+    })));
+  remoteOptions(dead.command('redrive').description('Put a dead letter back on the queue (same request id)').argument('<id>', 'the dead letter\'s id'))
+    .action(async (id: string, opts: RemoteOptions) => done(await run(io, async () => {
+      if (!/^\d+$/.test(id)) throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `a dead letter id is a number, got "${id}"` });
+      await ControlClient.from(opts, io.env).call('the redrive', 'POST', `/_/dead-letters/${id}/redrive`);
+      io.out(`Dead letter ${id} is queued again\n`);
     })));
 }
 

@@ -85,7 +85,7 @@ export interface ControlBackend {
   /** Runs one synchronous invocation of the function found by `name`, at `qualifier` (an alias picks its version, weighted). */
   invoke(name: string, payload: string, qualifier?: string): Promise<ControlInvocationResult>;
   /** Queues one asynchronous invocation; resolves once it is accepted. */
-  invokeAsync(name: string, payload: string, qualifier?: string): Promise<void>;
+  invokeAsync(name: string, payload: string, qualifier?: string): Promise<string | void>;
   /** The function ARN a missing function would have, for the error message. */
   arnFor(name: string): string;
   /** Metrics of one function (or all when name is undefined); null when the function is unknown. */
@@ -226,8 +226,9 @@ export class ControlServer {
     }
     if (type === 'DryRun') { res.writeHead(204, { 'x-amzn-requestid': cryptoId() }); res.end(); return; }
     if (type === 'Event') {
-      await this.backend.invokeAsync(name, payload, qualifier);
-      res.writeHead(202, { 'content-length': '0', 'x-amzn-requestid': cryptoId() });
+      // Accepted means stored (the server's queue); the request id is the one every attempt will carry.
+      const requestId = await this.backend.invokeAsync(name, payload, qualifier);
+      res.writeHead(202, { 'content-length': '0', 'x-amzn-requestid': requestId || cryptoId() });
       res.end();
       return;
     }

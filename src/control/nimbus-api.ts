@@ -17,9 +17,16 @@
  * | `GET /_/logs?function=NAME&since=MS&limit=N` | log events of a function, oldest first |
  * | `GET /_/metrics?function=NAME&since=MS` | metrics and cost (JSON) |
  * | `GET /metrics` | the Prometheus text exposition (docs/metrics.md) |
+ * | `GET /_/schedules` | schedule rules and their next fire times |
+ * | `POST /_/schedules/run` (`{function}`) | fires the function's schedule rules now |
+ * | `GET /_/dead-letters?function=NAME` | asynchronous events that exhausted their retries |
+ * | `POST /_/dead-letters/{id}/redrive` | puts one back on the queue, same request id |
  */
 import type http from 'node:http';
-import { isNimbusError, NimbusError, type CorsConfig, type RouteSpec } from '../core/index.js';
+import {
+  isNimbusError, NimbusError, type CorsConfig, type QueueEventSpec, type QueueSpec, type RouteSpec, type ScheduleSpec,
+  type TopicEventSpec, type TopicSpec,
+} from '../core/index.js';
 
 /** The configuration of one function as deployed: a FunctionSpec without `codeDir` (the package gives it). */
 export type DeployFunctionConfig = Readonly<Record<string, unknown>> & { readonly key: string; readonly name: string };
@@ -38,6 +45,12 @@ export interface DeployManifest {
   readonly binaryMediaTypes: readonly string[];
   /** `nimbus deploy function -f KEY`: only these functions get a new version; routes stay as deployed. */
   readonly only?: readonly string[];
+  /** Event sources (ServiceSpec's fields of the same names). */
+  readonly schedules?: readonly ScheduleSpec[];
+  readonly queues?: readonly QueueSpec[];
+  readonly queueEvents?: readonly QueueEventSpec[];
+  readonly topics?: readonly TopicSpec[];
+  readonly topicEvents?: readonly TopicEventSpec[];
 }
 
 /** What a deploy or a rollback did. */
@@ -83,6 +96,14 @@ export interface NimbusApiBackend {
   metrics(functionName: string | undefined, sinceMs: number): unknown;
   /** The Prometheus exposition. */
   prometheusText(): Promise<{ contentType: string; text: string }>;
+  /** Fires the schedule rules of a function now; the rule names fired (none: NIMBUS_ERR_SCHEDULE_NOT_FOUND). */
+  runSchedules(functionName: string): Promise<string[]>;
+  /** Schedule rules with their next fire times. */
+  schedules(): unknown[];
+  /** Asynchronous events that exhausted their retries, oldest first. */
+  deadLetters(functionName: string | undefined): unknown[];
+  /** Puts a dead letter back on the queue (same request id); false when there is no such dead letter. */
+  redrive(id: number): boolean;
 }
 
 const SERVICE_PATH = /^\/_\/services\/([^/]+)\/([^/]+)(\/rollback)?\/?$/;
@@ -94,6 +115,8 @@ const AWS_TYPE: Partial<Record<string, string>> = {
   NIMBUS_ERR_DEPLOY_CONFLICT: 'ResourceConflictException',
   NIMBUS_ERR_DEPLOY_INVALID: 'InvalidParameterValueException',
   NIMBUS_ERR_ROLLBACK_INVALID: 'InvalidParameterValueException',
+  NIMBUS_ERR_SCHEDULE_NOT_FOUND: 'ResourceNotFoundException',
+  NIMBUS_ERR_DEAD_LETTER_NOT_FOUND: 'ResourceNotFoundException',
 };
 
 /**
@@ -147,6 +170,29 @@ export async function handleNimbusApi(
       const since = numberParam(query, 'since', 0);
       const limit = Math.min(10_000, numberParam(query, 'limit', 1000));
       send(res, 200, { events: backend.logs(fn, since, limit) });
+      return true;
+    }
+    if (path === '/_/schedules' && method === 'GET') {
+      send(res, 200, backend.schedules());
+      return true;
+    }
+    if (path === '/_/schedules/run' && method === 'POST') {
+      const input = parseJson(body, 'schedule run') as { function?: unknown } | null;
+      const fn = input?.function;
+      if (typeof fn !== 'string' || fn === '') throw invalid('(schedule run)', 'give the function: {"function": "NAME"}');
+      const fired = await backend.runSchedules(fn);
+      if (!fired.length) throw new NimbusError('NIMBUS_ERR_SCHEDULE_NOT_FOUND', { function: fn });
+      send(res, 200, { fired });
+      return true;
+    }
+    if (path === '/_/dead-letters' && method === 'GET') {
+      send(res, 200, backend.deadLetters(query.get('function') ?? undefined));
+      return true;
+    }
+    const redrive = /^\/_\/dead-letters\/(\d+)\/redrive$/.exec(path);
+    if (redrive && method === 'POST') {
+      if (!backend.redrive(Number(redrive[1]))) throw new NimbusError('NIMBUS_ERR_DEAD_LETTER_NOT_FOUND', { id: redrive[1] });
+      send(res, 200, { redriven: Number(redrive[1]) });
       return true;
     }
     if (path === '/metrics' && method === 'GET') {

@@ -156,6 +156,16 @@ export const errorCatalogue = {
     message: 'Cannot roll {service} back: {reason}',
     hint: '`nimbus info` lists the deployments you can roll back to; pass one with --version N.',
   },
+  NIMBUS_ERR_SCHEDULE_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: 'Function {function} has no schedule rule',
+    hint: 'Give the function a schedule event (events: [{ schedule: rate(1 hour) }]) and deploy; `nimbus schedule list` shows the rules.',
+  },
+  NIMBUS_ERR_DEAD_LETTER_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: 'There is no dead letter {id}',
+    hint: '`nimbus dead-letters` lists them with their ids.',
+  },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof errorCatalogue;

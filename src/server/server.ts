@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FunctionSpec, InvocationResult, RouteSpec } from '../core/index.js';
+import type { FunctionSpec, InvocationResult, RouteSpec, ScheduleSpec } from '../core/index.js';
 import { NimbusError } from '../core/index.js';
 import {
   ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type DeployResult, type NimbusApiBackend, type ServiceInfo,
@@ -28,6 +28,7 @@ import { PrometheusMetrics, summarise, type Prices } from '../telemetry/index.js
 import { loadCredentials, lockDataDir, type ServerCredentials } from './credentials.js';
 import { FunctionHost, type HostedFunction, type HostOptions } from './host.js';
 import { invocationRecord } from './platform.js';
+import { EventSources, type ScheduleTarget } from './sources.js';
 
 /** Settings of `nimbus server`. */
 export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
@@ -54,6 +55,8 @@ export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
   readonly prices?: Prices;
   /** Region of ARNs and of functions created through the Lambda API (default us-east-1). */
   readonly region?: string;
+  /** Waits before retries of failed asynchronous invocations, ms (default Lambda's ~1 and ~2 minutes; tests shorten them). */
+  readonly asyncRetryDelaysMs?: readonly number[];
   /** How long in-flight requests get to finish on stop, ms (default 10,000). */
   readonly shutdownDeadlineMs?: number;
 }
@@ -71,6 +74,8 @@ export class NimbusServer implements NimbusApiBackend {
   private ready = false;
   private gateway!: Gateway;
   private control!: ControlServer;
+  /** The asynchronous invocation queue and the schedules. */
+  sources!: EventSources;
   /** The Prometheus exposition (`GET /metrics` on the control port). */
   readonly prometheus: PrometheusMetrics;
   /** Aliases read from the store (null: none), by `name:alias`; dropped when the function changes. */
@@ -124,6 +129,17 @@ export class NimbusServer implements NimbusApiBackend {
 
   private async listen(): Promise<void> {
     for (const record of this.store.listServices()) this.active.set(serviceKey(record.name, record.stage), record);
+    this.sources = new EventSources({
+      store: this.store,
+      region: this.region,
+      invoke: (name, qualifier, payload, requestId) => this.invoke(name, qualifier, payload, requestId),
+      config: (name) => this.store.getVersion(name, '$LATEST')?.config.eventInvokeConfig,
+      arnFor: (name) => this.arnFor(name),
+      log: (text) => this.options.log(text),
+      retryDelaysMs: this.options.asyncRetryDelaysMs,
+      // The data directory is locked: leases of a killed run are taken back at once.
+      reclaimOnStart: true,
+    });
     this.gateway = new Gateway(this.gatewayServices(), (target, event) => this.invokeTarget(target, event), {
       log: (target, text) => this.options.log(text, this.functions.get(target)?.spec),
       integrationTimeoutMs: this.options.integrationTimeoutMs,
@@ -133,7 +149,8 @@ export class NimbusServer implements NimbusApiBackend {
       resolve: (name: string, qualifier?: string) => (this.resolveVersion(name, qualifier) ? { arn: this.arnFor(name) } : null),
       arnFor: (name: string) => this.arnFor(name),
       invoke: (name: string, payload: string, qualifier?: string) => this.invoke(name, qualifier, payload),
-      invokeAsync: async (name: string, payload: string, qualifier?: string) => { void this.invoke(name, qualifier, payload); },
+      // Accepted once in the store: a crash after the 202 loses nothing.
+      invokeAsync: async (name: string, payload: string, qualifier?: string) => this.sources.enqueue(name, payload, qualifier),
       metrics: (name: string | undefined) => this.metrics(name, 0),
       routes: (req, res, body, path, query) => handleNimbusApi(this, req, res, body, path, query),
       auth: createAuthenticator({
@@ -147,7 +164,11 @@ export class NimbusServer implements NimbusApiBackend {
         changed: (name) => this.changed(name),
       }),
     });
-    for (const record of this.active.values()) await this.warm(record);
+    for (const record of this.active.values()) {
+      await this.warm(record);
+      this.setSchedules(record);
+    }
+    this.sources.start();
     this.port = await this.gateway.listen(this.options.port, this.options.host ?? '127.0.0.1');
     this.controlPort = await this.control.listen(this.options.controlPort, this.options.controlHost ?? '127.0.0.1');
     this.ready = true;
@@ -164,6 +185,7 @@ export class NimbusServer implements NimbusApiBackend {
     this.ready = false;
     const deadline = this.options.shutdownDeadlineMs ?? 10_000;
     await Promise.all([this.gateway?.close(deadline), this.control?.close(deadline)]);
+    await this.sources?.stop(deadline);
     await this.functions.close();
     if (!this.options.limits) await this.functions.limits.close();
     this.store.close();
@@ -206,17 +228,17 @@ export class NimbusServer implements NimbusApiBackend {
   }
 
   /** Runs one invocation of `name` at `qualifier`; resolves with the result and the version that ran. */
-  async invoke(name: string, qualifier: string | undefined, payload: string): Promise<InvocationResult & { executedVersion: string }> {
+  async invoke(name: string, qualifier: string | undefined, payload: string, requestId?: string): Promise<InvocationResult & { executedVersion: string }> {
     const version = this.resolveVersion(name, qualifier);
     if (version === undefined) return { ...notFound(`${name}${qualifier ? `:${qualifier}` : ''}`), executedVersion: '' };
-    const r = await this.invokeTarget(`${name}:${version}`, payload, qualifier ? `${this.arnFor(name)}:${qualifier}` : undefined);
+    const r = await this.invokeTarget(`${name}:${version}`, payload, qualifier ? `${this.arnFor(name)}:${qualifier}` : undefined, requestId);
     return { ...r, executedVersion: version };
   }
 
   /** Runs one invocation of `target` (`name:version`). The hot path: a hosted version is one Map lookup away. */
-  private invokeTarget(target: string, event: string, arn?: string): Promise<InvocationResult> {
+  private invokeTarget(target: string, event: string, arn?: string, requestId?: string): Promise<InvocationResult> {
     const d = this.functions.get(target);
-    if (d) return d.invoke({ event, invokedFunctionArn: arn }).then((r) => this.record(d.spec, target, r));
+    if (d) return d.invoke({ event, invokedFunctionArn: arn, requestId }).then((r) => this.record(d.spec, target, r));
     const at = target.lastIndexOf(':');
     const qualifier = target.slice(at + 1);
     if (qualifier !== '$LATEST' && !/^[0-9]+$/.test(qualifier)) {
@@ -224,12 +246,12 @@ export class NimbusServer implements NimbusApiBackend {
       const name = target.slice(0, at);
       const version = this.resolveVersion(name, qualifier);
       if (version === undefined) return Promise.resolve(notFound(target));
-      return this.invokeTarget(`${name}:${version}`, event, arn ?? `${this.arnFor(name)}:${qualifier}`);
+      return this.invokeTarget(`${name}:${version}`, event, arn ?? `${this.arnFor(name)}:${qualifier}`, requestId);
     }
     return this.hosted(target).then((fn) => {
       if (!fn) return notFound(target);
       const hosted = this.functions.get(target) ?? this.functions.ensure(fn);
-      return hosted.invoke({ event, invokedFunctionArn: arn }).then((r) => this.record(hosted.spec, target, r));
+      return hosted.invoke({ event, invokedFunctionArn: arn, requestId }).then((r) => this.record(hosted.spec, target, r));
     });
   }
 
@@ -356,12 +378,19 @@ export class NimbusServer implements NimbusApiBackend {
       versions[key] = this.store.publishVersion(config.name).version;
       names[key] = config.name;
     }
-    const unchanged = previous !== undefined && sameVersions(previous.versions, versions) && JSON.stringify(previous.routes) === JSON.stringify(routes);
+    const unchanged = previous !== undefined && sameVersions(previous.versions, versions) && JSON.stringify(previous.routes) === JSON.stringify(routes)
+      && (m.only !== undefined || JSON.stringify(sourcesOf(previous.gateway)) === JSON.stringify(sourcesOf({ schedules: m.schedules ?? [], queues: m.queues ?? [], queueEvents: m.queueEvents ?? [], topics: m.topics ?? [], topicEvents: m.topicEvents ?? [] })));
     if (unchanged) return this.result(previous, false);
 
     const record = this.store.putService({
       name: m.service, stage: m.stage, routes, functions: names, versions,
-      gateway: { region: m.region, binaryMediaTypes: m.binaryMediaTypes, ...(m.httpApiCors ? { httpApiCors: m.httpApiCors } : {}) },
+      // The record's free-form settings: the gateway's, and the event sources'.
+      gateway: {
+        region: m.region, binaryMediaTypes: m.binaryMediaTypes, ...(m.httpApiCors ? { httpApiCors: m.httpApiCors } : {}),
+        ...(m.only ? sourcesOf(previous!.gateway) : {
+          schedules: m.schedules ?? [], queues: m.queues ?? [], queueEvents: m.queueEvents ?? [], topics: m.topics ?? [], topicEvents: m.topicEvents ?? [],
+        }),
+      },
     });
     // Functions the service no longer has are deleted, as the Serverless Framework's stack update deletes them.
     if (previous && !m.only) {
@@ -393,6 +422,7 @@ export class NimbusServer implements NimbusApiBackend {
     }
     this.gateway.reload(this.gatewayServices());
     await this.warm(record);
+    this.setSchedules(record);
     if (!previous) return;
     const serving = this.serving();
     for (const [key, name] of Object.entries(previous.functions)) {
@@ -412,6 +442,7 @@ export class NimbusServer implements NimbusApiBackend {
       if (!record) throw new NimbusError('NIMBUS_ERR_SERVICE_NOT_FOUND', { service: name, stage });
       this.active.delete(serviceKey(name, stage));
       this.gateway.reload(this.gatewayServices());
+      this.sources.setSchedules(serviceKey(name, stage), []);
       this.store.deleteService(name, stage);
       for (const fn of Object.values(record.functions)) this.deleteFunction(fn);
     });
@@ -489,6 +520,40 @@ export class NimbusServer implements NimbusApiBackend {
       min = Math.max(min, d.spec.provisionedConcurrency ?? 0);
     }
     return { function: functionName, ...summarise(records, { windowMs, prices, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
+  }
+
+  /** The schedule rules of a service, aimed at the version (or alias) its routes serve. */
+  private setSchedules(record: ServiceRecord): void {
+    const specs = (record.gateway.schedules as ScheduleSpec[] | undefined) ?? [];
+    const targets: ScheduleTarget[] = [];
+    for (const spec of specs) {
+      const name = record.functions[spec.functionKey];
+      if (!name) continue;
+      const version = record.versions[spec.functionKey];
+      const config = this.store.getVersion(name, version)?.config;
+      targets.push({ spec, service: record.name, stage: record.stage, functionName: name, qualifier: (config && aliasOf(config)) ?? version });
+    }
+    try {
+      this.sources.setSchedules(serviceKey(record.name, record.stage), targets);
+    } catch (e) {
+      this.options.log(`schedules of ${record.name} (${record.stage}) not set: ${(e as Error).message}\n`);
+    }
+  }
+
+  runSchedules(functionName: string): Promise<string[]> {
+    return this.sources.runSchedules(functionName);
+  }
+
+  schedules(): unknown[] {
+    return this.sources.schedules();
+  }
+
+  deadLetters(functionName: string | undefined): unknown[] {
+    return this.sources.queue.deadLetters(functionName);
+  }
+
+  redrive(id: number): boolean {
+    return this.sources.queue.redrive(id) !== undefined;
   }
 
   async prometheusText(): Promise<{ contentType: string; text: string }> {
@@ -576,6 +641,14 @@ export class NimbusServer implements NimbusApiBackend {
 /** The alias a function's routes invoke: its `alias:`, else `provisioned` when it has provisioned concurrency. */
 function aliasOf(config: FunctionConfig): string | undefined {
   return config.alias ?? (config.provisionedConcurrency ? 'provisioned' : undefined);
+}
+
+/** The event sources kept in a service record's settings. */
+function sourcesOf(settings: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return {
+    schedules: settings.schedules ?? [], queues: settings.queues ?? [], queueEvents: settings.queueEvents ?? [],
+    topics: settings.topics ?? [], topicEvents: settings.topicEvents ?? [],
+  };
 }
 
 function serviceKey(name: string, stage: string): string {
