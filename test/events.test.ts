@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runNimbus, sleep, startServer, type DevProcess } from './cli-helpers.js';
+import { runNimbus, sleep, startDev, startServer, type DevProcess } from './cli-helpers.js';
 
 const work = mkdtempSync(join(tmpdir(), 'nimbus-events-test-'));
 const dataDir = join(work, 'data');
@@ -46,6 +46,7 @@ export const tick = async (event) => { console.log('TICK', JSON.stringify(event)
 `);
 
 let server: DevProcess;
+after(() => rmSync(work, { recursive: true, force: true }));
 const remote = () => ['--endpoint', `http://127.0.0.1:${server.controlPort}`, '--data-dir', dataDir];
 const token = () => readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
 
@@ -75,10 +76,7 @@ describe('event sources on nimbus server', { timeout: 240_000 }, () => {
     const d = await runNimbus(['deploy', ...remote()], { cwd: project, timeoutMs: 90_000 });
     assert.equal(d.code, 0, d.stderr);
   });
-  after(async () => {
-    await server?.stop();
-    rmSync(work, { recursive: true, force: true });
-  });
+  after(async () => { await server?.stop(); });
 
   it('accepts an Event invocation with 202 and the request id every attempt carries, then sends the record onSuccess', async () => {
     const res = await invokeEvent('jobs-dev-work', { n: 7 });
@@ -147,5 +145,28 @@ describe('event sources on nimbus server', { timeout: 240_000 }, () => {
     const none = await runNimbus(['schedule', 'run', '-f', 'work', ...remote()], { cwd: project });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /Function jobs-dev-work has no schedule rule/);
+  });
+});
+
+describe('event sources in nimbus dev', { timeout: 120_000 }, () => {
+  let dev: DevProcess;
+  const devData = join(work, 'dev-data');
+  before(async () => {
+    mkdirSync(devData, { recursive: true });
+    dev = await startDev(join(project, 'serverless.yml'), ['--no-watch', '--async-retry-delays', '50,50']);
+  });
+  after(async () => { await dev?.stop(); });
+
+  it('stores an Event invocation before the 202 and delivers it; fires a schedule on demand without a token', async () => {
+    const res = await fetch(`http://127.0.0.1:${dev.controlPort}/2015-03-31/functions/work/invocations`, {
+      method: 'POST', body: '{"n":3}', headers: { 'x-amz-invocation-type': 'Event' },
+    });
+    assert.equal(res.status, 202);
+    const id = res.headers.get('x-amzn-requestid')!;
+    await dev.waitFor(new RegExp(`WORK ${id} \\{"n":3\\}`), 15_000);
+    await dev.waitFor(/AUDIT .*"condition":"Success"/, 15_000);
+    const r = await runNimbus(['schedule', 'run', '-f', 'tick', '--endpoint', `http://127.0.0.1:${dev.controlPort}`, '--data-dir', devData], { cwd: project });
+    assert.equal(r.code, 0, r.stderr);
+    await dev.waitFor(/TICK \{"job":"nightly"\}/, 15_000);
   });
 });

@@ -37,24 +37,25 @@ export function remoteOptions(cmd: Command): Command {
 
 /** A connection to the control API. */
 export class ControlClient {
-  private constructor(readonly endpoint: string, private readonly token: string) {}
+  private constructor(readonly endpoint: string, private readonly token: string, private readonly missing = '') {}
 
   /**
-   * Finds the endpoint and token.
-   * @throws NimbusError NIMBUS_ERR_CLI_NO_TOKEN when no token is given and none can be read.
+   * Finds the endpoint and token (none when it is not given and cannot be read: `nimbus dev` needs none).
    */
   static from(opts: RemoteOptions, env: Readonly<Record<string, string | undefined>>): ControlClient {
     const endpoint = (opts.endpoint ?? env.NIMBUS_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
     let token = opts.token ?? env.NIMBUS_TOKEN;
+    let missing = '';
     if (!token) {
       const file = join(dataDirOf(opts.dataDir, env), 'admin-token');
       try {
         token = readFileSync(file, 'utf8').trim();
       } catch (e) {
-        throw new NimbusError('NIMBUS_ERR_CLI_NO_TOKEN', { endpoint, reason: `no --token or NIMBUS_TOKEN, and ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` });
+        // `nimbus dev` needs none; a server answers 401, and the error then says where the token was looked for.
+        missing = `no --token or NIMBUS_TOKEN, and ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
       }
     }
-    return new ControlClient(endpoint, token);
+    return new ControlClient(endpoint, token ?? '', missing);
   }
 
   /**
@@ -100,13 +101,14 @@ export class ControlClient {
     const type = res.headers.get('x-amzn-errortype') ?? `HTTP ${res.status}`;
     const reason = doc.Message ?? doc.message ?? (typeof value === 'string' && value ? value : res.statusText);
     if (res.status === 401 || res.status === 403) {
-      throw new NimbusError('NIMBUS_ERR_CLI_NO_TOKEN', { endpoint: this.endpoint, reason: `the server refused the token (${type}: ${reason})` });
+      const why = this.missing || `the server refused the token (${type}: ${reason})`;
+      throw new NimbusError('NIMBUS_ERR_CLI_NO_TOKEN', { endpoint: this.endpoint, reason: why });
     }
     throw new NimbusError('NIMBUS_ERR_CLI_API', { action, type, reason });
   }
 
   private async fetch(action: string, method: string, path: string, body?: unknown, contentType = 'application/json', extra: Record<string, string> = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...extra };
+    const headers: Record<string, string> = { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
     let payload: Uint8Array | string | undefined;
     if (body !== undefined) {
       headers['content-type'] = contentType;

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DevServer, describeService } from '../server/index.js';
 import { paint, reportError, type Io } from './output.js';
-import { intOption, numberOption, portOption } from './options.js';
+import { intOption, msList, numberOption, portOption } from './options.js';
 
 /** Registers `dev` on `program`; `done` receives the exit code when the server stops. */
 export function registerDev(program: Command, io: Io, done: (code: number) => void): void {
@@ -22,9 +22,11 @@ export function registerDev(program: Command, io: Io, done: (code: number) => vo
     .option('--host-memory-share <share>', 'share of host memory the memorySize of live instances may add up to (above 1 overcommits)', numberOption('--host-memory-share'), 0.8)
     .option('--max-queue-wait <ms>', 'longest an invocation waits for an instance at a limit before it is throttled', intOption('--max-queue-wait'), 3000)
     .option('--account-concurrency <count>', 'most instances of a function without reservedConcurrency', intOption('--account-concurrency'), 1000)
+    .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', msList('--async-retry-delays'))
     .option('--quiet', 'do not print invocation logs')
     .action(async (opts: {
       config: string; port: number; controlPort: number; host: string; stage?: string; region?: string; watch: boolean; quiet?: boolean;
+      asyncRetryDelays?: number[];
       keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
     }) => {
       let server: DevServer;
@@ -43,6 +45,7 @@ export function registerDev(program: Command, io: Io, done: (code: number) => vo
           hostMemoryShare: opts.hostMemoryShare,
           maxQueueWaitMs: opts.maxQueueWait,
           accountConcurrency: opts.accountConcurrency,
+          ...(opts.asyncRetryDelays ? { asyncRetryDelaysMs: opts.asyncRetryDelays } : {}),
           pythonCommand: io.env.NIMBUS_PYTHON ?? 'python3',
           log: (text, spec) => {
             if (opts.quiet && spec) return;

@@ -26,3 +26,12 @@ export function portOption(flag: string): (value: string) => number {
     return n;
   };
 }
+
+/** A commander parser for a list of whole milliseconds: `100,200`. */
+export function msList(flag: string): (value: string) => number[] {
+  return (value) => {
+    const list = value.split(',').map(Number);
+    if (list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`${flag} takes whole milliseconds separated by commas, got "${value}"`);
+    return list;
+  };
+}

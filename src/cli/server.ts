@@ -1,9 +1,9 @@
 /** `nimbus server`: the long-running platform that `nimbus deploy` deploys to. */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { NimbusServer } from '../server/index.js';
 import { LAMBDA_X86_PRICES } from '../telemetry/index.js';
 import { dataDirOf } from './client.js';
-import { intOption, numberOption, portOption } from './options.js';
+import { intOption, msList, numberOption, portOption } from './options.js';
 import { paint, reportError, type Io } from './output.js';
 
 interface ServerCliOptions {
@@ -29,11 +29,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
     .option('--account-concurrency <count>', 'most instances of a function without reservedConcurrency', intOption('--account-concurrency'), 1000)
     .option('--price-per-request <usd>', 'price of one request in cost figures (default: Lambda\'s $0.0000002)', numberOption('--price-per-request'))
     .option('--price-per-gb-second <usd>', 'price of one GB-second in cost figures (default: Lambda\'s x86 $0.0000166667)', numberOption('--price-per-gb-second'))
-    .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', (v: string) => {
-      const list = v.split(',').map(Number);
-      if (!list.length || list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`--async-retry-delays takes whole milliseconds separated by commas, got "${v}"`);
-      return list;
-    })
+    .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', msList('--async-retry-delays'))
     .option('--quiet', 'do not print invocation logs')
     .action(async (opts: ServerCliOptions) => {
       const dataDir = dataDirOf(opts.dataDir, io.env);

@@ -2,12 +2,15 @@
  * `nimbus dev`: one serverless.yml served from its folder, with the gateway,
  * the control API (Invoke API, health) and reload on file change.
  */
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import type { FunctionSpec, ServiceSpec } from '../core/index.js';
 import { isNimbusError } from '../core/index.js';
 import { Gateway } from '../gateway/index.js';
-import { ControlServer } from '../control/index.js';
+import { ControlServer, handleNimbusApi, type NimbusApiBackend } from '../control/index.js';
+import { NimbusError } from '../core/index.js';
+import { openSqliteStore, type Store } from '../store/index.js';
+import { EventSources } from './sources.js';
 import { functionArn } from '../sandbox/index.js';
 import { Platform, type PlatformOptions } from './platform.js';
 
@@ -21,6 +24,27 @@ export interface DevOptions extends PlatformOptions {
   readonly watch?: boolean;
   /** API Gateway's integration timeouts in ms (default REST 29,000, HTTP API 30,000). */
   readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
+  /** Where the event queue lives (default `<service dir>/.nimbus`). */
+  readonly dataDir?: string;
+  /** Waits before retries of failed asynchronous invocations, ms (default Lambda's ~1 and ~2 minutes). */
+  readonly asyncRetryDelaysMs?: readonly number[];
+}
+
+/** The `/_/` endpoints `nimbus dev` serves: schedules and the dead-letter queue (deploys are the server's). */
+function devApi(platform: Platform, sources: EventSources): NimbusApiBackend {
+  const serverOnly = (): never => {
+    throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: 'nimbus dev serves its folder: deploys, services, logs and metrics are nimbus server\'s' });
+  };
+  return {
+    hasArtifact: () => false, putArtifact: serverOnly, deploy: serverOnly, services: () => [], service: serverOnly,
+    remove: serverOnly, rollback: serverOnly, logs: () => [],
+    metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
+    prometheusText: serverOnly,
+    runSchedules: (name) => sources.runSchedules(platform.find(name)?.spec.name ?? name),
+    schedules: () => sources.schedules(),
+    deadLetters: (name) => sources.queue.deadLetters(name),
+    redrive: (id) => sources.queue.redrive(id) !== undefined,
+  };
 }
 
 /** What reload does not watch: build output, dependencies, VCS, caches. */
@@ -38,7 +62,6 @@ export class DevServer {
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
   private loaded = false;
-  private asyncInFlight = new Set<Promise<unknown>>();
   port = 0;
   controlPort = 0;
 
@@ -47,6 +70,9 @@ export class DevServer {
     private readonly gateway: Gateway,
     private readonly control: ControlServer,
     private readonly options: DevOptions,
+    /** `<service>/.nimbus`: the asynchronous invocation queue and schedule state, so `kill -9` loses no accepted event. */
+    readonly store: Store,
+    readonly sources: EventSources,
   ) {}
 
   /**
@@ -63,6 +89,27 @@ export class DevServer {
       throw e;
     }
     let self: DevServer | null = null;
+    let store: Store;
+    try {
+      store = openSqliteStore(options.dataDir ?? join(spec.dir, '.nimbus'));
+    } catch (e) {
+      await platform.close();
+      throw new NimbusError('NIMBUS_ERR_SERVER_DATA_DIR', { dir: options.dataDir ?? join(spec.dir, '.nimbus'), reason: (e as Error).message }, { cause: e });
+    }
+    const sources = new EventSources({
+      store,
+      region: spec.region,
+      invoke: async (name, _qualifier, payload, requestId) => {
+        const d = platform.find(name);
+        if (!d) return { requestId, outcome: 'rejected', durationMs: 0, billedDurationMs: 0, logs: '', payload: JSON.stringify({ errorType: 'ResourceNotFoundException', errorMessage: `Function not found: ${name}` }) };
+        return { ...(await platform.invoke(d.spec.key, payload, requestId)), executedVersion: '$LATEST' };
+      },
+      config: (name) => platform.find(name)?.spec.eventInvokeConfig,
+      arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
+      log: (text) => options.log(text),
+      retryDelaysMs: options.asyncRetryDelaysMs,
+      reclaimOnStart: true,
+    });
     const gateway = new Gateway(spec, (key, event) => platform.invoke(key, event), {
       log: (key, text) => {
         const f = platform.find(key);
@@ -79,13 +126,13 @@ export class DevServer {
       arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
       metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
       invoke: (name, payload) => platform.invoke(platform.find(name)!.spec.key, payload),
-      invokeAsync: async (name, payload) => {
-        const d = platform.find(name)!;
-        const p = platform.invoke(d.spec.key, payload).finally(() => self?.asyncInFlight.delete(p));
-        self?.asyncInFlight.add(p);
-      },
+      // Stored before the 202, delivered with retries, as on the server.
+      invokeAsync: async (name, payload) => sources.enqueue(platform.find(name)!.spec.name, payload),
+      routes: (req, res, body, path, query) => handleNimbusApi(devApi(platform, sources), req, res, body, path, query),
     });
-    self = new DevServer(platform, gateway, control, options);
+    self = new DevServer(platform, gateway, control, options, store, sources);
+    self.setSchedules(spec);
+    sources.start();
     try {
       self.port = await gateway.listen(options.port, options.bind ?? '127.0.0.1');
       self.controlPort = await control.listen(options.controlPort, '127.0.0.1');
@@ -100,12 +147,27 @@ export class DevServer {
 
   get spec(): ServiceSpec { return this.platform.spec; }
 
-  /** Stops accepting requests, stops every instance. */
+  /** Stops accepting requests and events, lets those in flight finish, stops every instance. */
   async close(): Promise<void> {
     await this.watcher?.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     await Promise.all([this.gateway.close(), this.control.close()]);
+    await this.sources.stop();
     await this.platform.close();
+    this.store.close();
+  }
+
+  /** The schedule rules of the service, invoking `$LATEST`. */
+  private setSchedules(spec: ServiceSpec): void {
+    const targets = spec.schedules.flatMap((s) => {
+      const f = spec.functions.find((x) => x.key === s.functionKey);
+      return f ? [{ spec: s, service: spec.service, stage: spec.stage, functionName: f.name }] : [];
+    });
+    try {
+      this.sources.setSchedules('service', targets);
+    } catch (e) {
+      this.options.log(`schedules not set: ${(e as Error).message}\n`);
+    }
   }
 
   /**
@@ -134,6 +196,7 @@ export class DevServer {
       const before = describeService(this.platform.spec, this.port, this.controlPort, this.options.bind).join('\n');
       const spec = await this.platform.reload();
       this.gateway.reload(spec);
+      this.setSchedules(spec);
       this.options.log(`reloaded after a change to ${changed}\n`);
       const after = describeService(spec, this.port, this.controlPort, this.options.bind).join('\n');
       if (after !== before) this.options.log(`${after}\n`);

@@ -90,9 +90,9 @@ export class Platform {
     return this.functions.get(nameOrKey) ?? this.functions.get(this.byName.get(nameOrKey) ?? '');
   }
 
-  /** Runs one synchronous invocation of the function with key `key`. */
-  invoke(key: string, event: string): Promise<InvocationResult> {
-    return this.functions.invoke(key, event).then((r) => {
+  /** Runs one synchronous invocation of the function with key `key` (`requestId`: kept across retries of an asynchronous one). */
+  invoke(key: string, event: string, requestId?: string): Promise<InvocationResult> {
+    return this.functions.invoke(key, event, undefined, requestId).then((r) => {
       const d = this.functions.get(key);
       if (d) this.record(d.spec, r);
       return r;
