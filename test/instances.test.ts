@@ -2,14 +2,14 @@
 // overlap, crash replacement, timeouts, memory limits, init errors, env.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FunctionSpec } from '../src/core/index.js';
 import { FunctionDispatcher } from '../src/invoke/index.js';
 import {
-  detectHostRuntimes, detectIsolation, detectLimitEnforcer, launchFor, prepareModule, rssSampling, runtimeReadPaths,
-  type Isolation, type LimitEnforcer,
+  detectHostRuntimes, detectIsolation, detectLimitEnforcer, Instance, launchFor, NO_ISOLATION, poolRuntimeFor, prepareModule, rssSampling,
+  runtimeReadPaths, WarmPool, type Isolation, type LimitEnforcer,
 } from '../src/sandbox/index.js';
 
 const host = detectHostRuntimes();
@@ -231,6 +231,78 @@ describe('node runtime behaviour', () => {
     const r = await d.invoke({ event: '{}' });
     assert.equal(JSON.parse(r.payload).count, 1);
     assert.ok(r.initDurationMs !== undefined);
+  });
+});
+
+/** The memory cgroup folder of `pid` (v1 or v2), or null. */
+function memoryGroup(pid: number): string | null {
+  const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+  const v1 = lines.find((l) => /^\d+:memory:/.test(l));
+  if (v1) return `/sys/fs/cgroup/memory${v1.split(':')[2]}`;
+  const v2 = lines.find((l) => l.startsWith('0::'));
+  return v2 ? `/sys/fs/cgroup${v2.slice(3)}` : null;
+}
+
+function memoryLimit(group: string): number {
+  for (const f of ['memory.limit_in_bytes', 'memory.max']) {
+    try { return Number(readFileSync(join(group, f), 'utf8').trim()); } catch { /* the other version */ }
+  }
+  return NaN;
+}
+
+describe('warm pool', () => {
+  const pools: WarmPool[] = [];
+  after(() => { for (const p of pools) p.close(); });
+
+  async function booted(pool: WarmPool): Promise<void> {
+    const until = Date.now() + 10_000;
+    while (pool.booted < pool.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pool.booted, pool.size, 'every pooled process said HELLO');
+  }
+
+  for (const lang of ['node', 'python'] as const) {
+    it(`${lang}: processes wait booted in cgroups of their own; a claim sets the function's memory size`, async (t) => {
+      const pool = new WarmPool(poolRuntimeFor(lang, host, NO_ISOLATION, dir)!, 1, limits);
+      pools.push(pool);
+      await booted(pool);
+      const proc = pool.take()!;
+      const group = limits.kind === 'rss-sampling' ? null : memoryGroup(proc.child.pid!);
+      if (group) {
+        assert.match(group, /\/nimbus-\d+-\d+\/w\d+-\d+$/, 'a group of its own while it waits');
+        assert.equal(memoryLimit(group), 128 * 1024 * 1024);
+      }
+      const s = spec(lang === 'node' ? 'node.count' : 'py_app.count', { memorySize: 1024 });
+      const inst = Instance.start(launchFor(s, host, undefined, 't', NO_ISOLATION), limits, proc);
+      t.after(() => inst.kill());
+      assert.equal((await inst.ready).ok, true);
+      assert.equal(inst.prewarmed, true);
+      if (group) {
+        assert.equal(memoryGroup(proc.child.pid!), group, 'the claim keeps the group');
+        assert.equal(memoryLimit(group), 1024 * 1024 * 1024);
+      }
+      const r = await inst.invoke({ requestId: 'r1', event: '{}', deadlineMs: Date.now() + 3000, timeoutSeconds: 3, onLog: () => {} });
+      assert.equal(r.outcome, 'ok');
+      assert.equal(JSON.parse(r.payload).count, 1, 'the warm-up left no trace in the function');
+    });
+  }
+
+  it('learns the limits from the first claim, and a claimed process is held to its memory size', async (t) => {
+    if (limits.kind === 'rss-sampling') { t.skip('no cgroups here'); return; }
+    const pool = new WarmPool(poolRuntimeFor('node', host, NO_ISOLATION, dir)!, 2);
+    pools.push(pool);
+    await booted(pool);
+    const s = spec('node.hog', { memorySize: 128, timeout: 10 });
+    const first = Instance.start(launchFor(s, host, undefined, 't', NO_ISOLATION), limits, pool.take()!);
+    t.after(() => first.kill());
+    await first.ready;
+    await new Promise((r) => setTimeout(r, 300));
+    const proc = pool.take()!;
+    const inst = Instance.start(launchFor(s, host, undefined, 't', NO_ISOLATION), limits, proc);
+    t.after(() => inst.kill());
+    assert.match(memoryGroup(proc.child.pid!) ?? '', /\/w\d+-\d+$/, 'the other waiting process was moved into its own group');
+    await inst.ready;
+    const r = await inst.invoke({ requestId: 'r2', event: '{}', deadlineMs: Date.now() + 10_000, timeoutSeconds: 10, onLog: () => {} });
+    assert.equal(r.outcome, 'oom');
   });
 });
 

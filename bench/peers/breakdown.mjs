@@ -7,9 +7,13 @@
 //   fresh/plain  Instance.start on a new process, no sandbox, no cgroup   -> READY
 //   fresh/bwrap  ... inside bubblewrap (as nimbus dev does)               -> READY
 //   fresh/full   ... bubblewrap + cgroup limits (what nimbus dev does without a pooled process)
-//   pooled/full  Instance.start on a pre-warmed process (bwrap + cgroups): INIT -> READY
-//   pooled/nolim the same without cgroup limits (the difference is the cgroup attach)
-//   attach       LimitEnforcer.attach() + startCpuQuota() alone, on a sleeping process
+//   pooled/full  Instance.start on a pre-warmed process from a WarmPool (bwrap, waiting in cgroups
+//                of its own, booted): INIT -> READY
+//   pooled/nolim the same without cgroup limits (the difference is the claim of the prepared cgroups)
+//   attach       LimitEnforcer.attach() + startCpuQuota() alone, on a sleeping process (what a claim
+//                costs without prepared cgroups: a fresh process, or the pool's first claim before
+//                it knows the limits)
+//   claim        PreparedLimits.claim() alone (what a claim of a prepared pooled process costs)
 //   pooled/refill pooled/full while a replacement runtime boots beside it (a pool refill with no delay)
 //   invoke1/2    first and second INVOKE -> RESULT on the pooled/full instance
 //   tzReset      (Node) `delete process.env.TZ` inside the sandbox: what the Node bootstrap's
@@ -97,17 +101,20 @@ async function fresh(f, iso, lim) {
   return { ms, initMs: init.initDurationMs };
 }
 /**
- * Pre-warmed process (as WarmPool does), idle 600 ms, then Instance.start on it -> READY; invokes.
+ * A pre-warmed process from a WarmPool of one (as nimbus dev uses them: in cgroups of its own while it
+ * waits when `lim` can prepare them), booted (its HELLO) and idle >= 600 ms, then Instance.start on it -> READY; invokes.
  * `refill`: a replacement runtime is spawned on the next tick (a pool refill with no delay).
  */
 async function pooled(f, lim, withInvokes, refill = false) {
   const rt = sb.poolRuntimeFor(f.language, host, bwrap, f.codeDir);
-  const proc = sb.spawnRuntime(rt.command, rt.args, rt.env, rt.cwd);
-  proc.channel.on('error', () => {});
+  const pool = new sb.WarmPool(rt, 1, lim.prepare ? lim : undefined);
   await sleep(600);
+  for (let i = 0; i < 100 && pool.booted < 1; i++) await sleep(20);
   const launch = sb.launchFor(f, host, undefined, 'bd', bwrap);
   let spare = null;
   const t0 = now();
+  const proc = pool.take();
+  pool.close();
   const inst = sb.Instance.start(launch, lim, proc);
   const startSyncMs = now() - t0;
   if (refill) setImmediate(() => { spare = sb.spawnRuntime(rt.command, rt.args, rt.env, rt.cwd); spare.channel.on('error', () => {}); });
@@ -155,6 +162,20 @@ async function attachOnly(f) {
   return { ms };
 }
 
+async function claimOnly(f) {
+  const c = spawn('sleep', ['5'], { stdio: 'ignore' });
+  await sleep(20);
+  const prepared = limits.prepare(c.pid, `bd-${c.pid}`);
+  prepared.adopt();
+  const t0 = now();
+  const l = prepared.claim(f.memorySize);
+  const ms = now() - t0;
+  c.kill('SIGKILL');
+  await new Promise((r) => c.on('exit', r));
+  l.release();
+  return { ms };
+}
+
 async function series(fn, runs = RUNS, warm = 2) {
   const xs = [];
   for (let i = -warm; i < runs; i++) { const r = await fn(); if (i >= 0) xs.push(r); }
@@ -174,6 +195,7 @@ for (const lang of ['node', 'py']) {
   o.pooledFull = await series(() => pooled(f, limits, true));
   o.pooledRefill = await series(() => pooled(f, limits, true, true));
   o.attach = await series(() => attachOnly(f));
+  if (limits.prepare) o.claim = await series(() => claimOnly(f));
   if (lang === 'node' && bwrap.kind === 'bwrap') o.tzReset = await series(() => tzReset(f));
   out[lang] = o;
 }

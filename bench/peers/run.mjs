@@ -313,7 +313,14 @@ function instanceTrees(platformPid) {
     if (!lang) continue; // esbuild and the like
     let cg = '';
     try { cg = fs.readFileSync(`/proc/${c}/cgroup`, 'utf8'); } catch { /* gone */ }
-    const inCgroup = /nimbus-\d+/.test(cg);
+    // Pooled runtimes wait in groups of their own too (limits.ts prepare()), with a 128 MB memory
+    // limit until a function claims them; an instance's group has the function's memorySize (1769 MB here).
+    const group = /:memory:(\/nimbus-\d+\S*)/.exec(cg)?.[1] ?? /^0::(\/nimbus-\d+\S*)/m.exec(cg)?.[1];
+    let limit = NaN;
+    for (const f of ['memory/' + group + '/memory.limit_in_bytes', group + '/memory.max']) {
+      try { limit = Number(fs.readFileSync('/sys/fs/cgroup/' + f, 'utf8')); break; } catch { /* other cgroup version */ }
+    }
+    const inCgroup = group !== undefined && limit !== 128 * 1024 * 1024;
     const per = pids.map((p) => ({ pid: p, comm: C.procStat(p)?.comm, ...pick(C.rollup(p)) }));
     const tot = (k) => per.reduce((s, x) => s + (x[k] ?? 0), 0);
     out.push({ root: c, lang, inCgroup, start: C.procStat(c)?.starttime, pssKb: tot('Pss'), rssKb: tot('Rss'), ussKb: tot('Private_Clean') + tot('Private_Dirty'), per });
@@ -332,7 +339,7 @@ async function memory() {
     for (const p of ['/node1', '/py1']) { const r = await C.get(cfg.port, p); if (!C.okBody(r)) throw new Error(`memory: ${p} answered ${r.status}`); }
     await C.sleep(2000); // idle; pools refilled
     const trees = instanceTrees(child.pid);
-    // An instance is in a per-instance cgroup (limits.ts). Without cgroups: the oldest runtime of its
+    // An instance is in a per-instance cgroup with its function's memory limit (limits.ts). Without cgroups: the oldest runtime of its
     // language among those that were pooled before the request (WarmPool.take() takes the oldest).
     const haveCg = trees.some((t) => t.inCgroup);
     const isInstance = (t) => (haveCg ? t.inCgroup : before.filter((b) => b.lang === t.lang).sort((a, b) => a.start - b.start)[0]?.root === t.root);

@@ -4,7 +4,7 @@ The platform starts ``python3 bootstrap.py`` with file descriptor 3 connected to
 a Unix stream socket and speaks the instance protocol described in
 ``runtimes/PROTOCOL.md`` over it: frames of ``u32 BE length | u8 type |
 u32 BE header length | JSON header | body``.  This program waits for INIT,
-loads the handler and answers READY (or INIT_ERROR and exits 1), then serves
+says HELLO, loads the handler and answers READY (or INIT_ERROR and exits 1), then serves
 INVOKE frames one at a time, answering each with RESULT or ERROR.  Whatever the
 function prints (``print``, ``sys.stdout``, ``sys.stderr``, ``logging``) is
 sent as LOG frames, so logs always arrive before the result they belong to.
@@ -61,6 +61,7 @@ INVOKE = 4
 RESULT = 5
 ERROR = 6
 LOG = 7
+HELLO = 8
 
 _PREFIX = Struct(">IBI")  # length, type, header length
 _EMPTY_HEADER = b"{}"
@@ -765,6 +766,7 @@ def _main():
         pass
     reader = _Reader(FD)
     try:
+        _send(HELLO, _EMPTY_HEADER)  # booted: a warm pool may hand this process out first
         while True:
             frame = reader.read()
             if frame is None:

@@ -27,8 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BOOTSTRAP = os.path.join(HERE, "bootstrap.py")
 PYTHON = os.environ.get("NIMBUS_TEST_PYTHON") or sys.executable
 
-INIT, READY, INIT_ERROR, INVOKE, RESULT, ERROR, LOG = 1, 2, 3, 4, 5, 6, 7
-NAMES = {1: "INIT", 2: "READY", 3: "INIT_ERROR", 4: "INVOKE", 5: "RESULT", 6: "ERROR", 7: "LOG"}
+INIT, READY, INIT_ERROR, INVOKE, RESULT, ERROR, LOG, HELLO = 1, 2, 3, 4, 5, 6, 7, 8
+NAMES = {1: "INIT", 2: "READY", 3: "INIT_ERROR", 4: "INVOKE", 5: "RESULT", 6: "ERROR", 7: "LOG", 8: "HELLO"}
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:my-fn"
 NBSP = "\u00a0"
 
@@ -97,8 +97,14 @@ class Instance(object):
             n -= len(chunk)
         return b"".join(chunks)
 
-    def recv(self):
-        """(type, header, body) or None at end-of-file."""
+    def recv(self, hello=False):
+        """(type, header, body) or None at end-of-file; the HELLO frame is skipped unless `hello`."""
+        frame = self._recv()
+        if frame is not None and frame[0] == HELLO and not hello:
+            frame = self._recv()
+        return frame
+
+    def _recv(self):
         head = self._exact(4)
         if head is None:
             return None
@@ -212,6 +218,12 @@ class RuntimeTest(unittest.TestCase):
         return json.loads(body), logs
 
     # ------------------------------------------------------------------
+
+    def test_says_hello_before_init(self):
+        inst = self.start({"app.py": "def handler(event, context):\n    return 1\n"})
+        ftype, header, body = inst.recv(hello=True)
+        self.assertEqual(NAMES[ftype], "HELLO")
+        self.assertEqual((header, body), ({}, b""))
 
     def test_round_trip(self):
         inst, header, logs = self.ready({"app.py": """

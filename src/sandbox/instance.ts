@@ -12,7 +12,7 @@ import { constants as osConstants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Outcome } from '../core/index.js';
 import { FrameReader, FrameType, encodeFrame, type Frame } from './protocol.js';
-import { peakResidentMB, RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer } from './limits.js';
+import { peakResidentMB, RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer, type PreparedLimits } from './limits.js';
 
 /** How to start an instance process. */
 export interface InstanceLaunch {
@@ -80,6 +80,12 @@ const RESPONSE_TOO_LARGE = {
 export interface RuntimeProcess {
   readonly child: ChildProcess;
   readonly channel: Socket;
+  /** Cgroups made while it waited in a warm pool: `Instance.start` claims them. */
+  prepared?: PreparedLimits;
+  /** Bytes a warm pool read from the channel that are not a whole frame yet. */
+  leftover?: Buffer;
+  /** The warm pool it came from, which learns the limit enforcer from its first claim. */
+  pool?: { useLimits(limits: LimitEnforcer): void };
 }
 
 /** Spawns a runtime process with fd 3 as its control channel; nothing of the parent's environment is inherited. */
@@ -140,15 +146,19 @@ export class Instance {
     this.child = proc.child;
     this.channel = proc.channel;
     this.prewarmed = prespawned !== undefined;
+    prespawned?.pool?.useLimits(limitEnforcer);
     this.limits = this.child.pid !== undefined
-      ? safeAttach(limitEnforcer, this.child.pid, this.id, launch.memoryMB)
+      ? claimOrAttach(limitEnforcer, proc, this.child.pid, this.id, launch.memoryMB)
       : { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
     if (this.child.pid !== undefined) sampler.watch(this, limitEnforcer.kind === 'rss-sampling');
 
     const reader = new FrameReader((f) => this.onFrame(f));
-    this.channel.on('data', (chunk: Buffer) => {
+    const push = (chunk: Buffer) => {
       try { reader.push(chunk); } catch { this.kill('retire'); }
-    });
+    };
+    if (proc.leftover) push(proc.leftover);
+    this.channel.on('data', push);
+    this.channel.resume();
     this.channel.on('error', () => {});
     this.child.stdout!.on('data', (d: Buffer) => this.onRawOutput(d));
     this.child.stderr!.on('data', (d: Buffer) => {
@@ -376,7 +386,15 @@ export class Instance {
   atMemoryLimit(): boolean { return this.limits.atMemoryLimit?.() ?? false; }
 }
 
-function safeAttach(enforcer: LimitEnforcer, pid: number, id: string, memoryMB: number): InstanceLimits {
+/** The limits of a new instance: its pool's prepared cgroups when it has them (one write), else a full attach. */
+function claimOrAttach(enforcer: LimitEnforcer, proc: RuntimeProcess, pid: number, id: string, memoryMB: number): InstanceLimits {
+  if (proc.prepared) {
+    try {
+      return proc.prepared.claim(memoryMB);
+    } catch {
+      proc.prepared.release();
+    }
+  }
   try {
     return enforcer.attach(pid, id, memoryMB);
   } catch {

@@ -97,6 +97,7 @@ export function detectIsolation(mode: 'auto' | 'none', readable: readonly string
   } catch {
     return { ...NO_ISOLATION, description: 'instances run as plain child processes (bubblewrap is installed but cannot create namespaces here)' };
   }
+  const base = baseArgs(isRoot && !drop);
   const who = drop ? `uid ${NOBODY}`
     : isRoot ? `uid 0 without capabilities (not dropped to ${NOBODY}: it cannot read ${unreadable[0] ?? 'setpriv is missing'}; make it world-readable to drop)`
       : `uid ${process.getuid?.() ?? '?'}`;
@@ -111,7 +112,7 @@ export function detectIsolation(mode: 'auto' | 'none', readable: readonly string
       const inner = args.map((a) => (a.startsWith(runtimeDir + sep) ? SANDBOX_RUNTIME_DIR + a.slice(runtimeDir.length) : a));
       return {
         command: prefix[0],
-        args: [...prefix.slice(1), ...baseArgs(isRoot && !drop), ...binds, '--ro-bind', codeDir, SANDBOX_TASK_ROOT, '--chdir', SANDBOX_TASK_ROOT, '--', command, ...inner],
+        args: [...prefix.slice(1), ...base, ...binds, '--ro-bind', codeDir, SANDBOX_TASK_ROOT, '--chdir', SANDBOX_TASK_ROOT, '--', command, ...inner],
         taskRoot: SANDBOX_TASK_ROOT,
       };
     },

@@ -41,6 +41,22 @@ export interface InstanceLimits {
   release(): void;
 }
 
+/**
+ * The cgroups of a pooled runtime process, made while it waits for a function
+ * (see `LimitEnforcer.prepare`), so that claiming it only sets the memory size.
+ */
+export interface PreparedLimits {
+  /** Moves any process of the tree still outside in; call once the runtime has booted (its HELLO), off the cold-start path. */
+  adopt(): void;
+  /**
+   * Sets the function's memory size and returns the instance's limits.
+   * Throws when the kernel refuses (the caller then falls back to `attach`).
+   */
+  claim(memoryMB: number): InstanceLimits;
+  /** Removes the groups of a process that exited unclaimed. */
+  release(): void;
+}
+
 /** The host's way of limiting instances, chosen once at start. */
 export interface LimitEnforcer {
   /** `cgroup-v2`, `cgroup-v1` or `rss-sampling`. */
@@ -49,9 +65,23 @@ export interface LimitEnforcer {
   readonly description: string;
   /** Puts process `pid` under a memory limit of `memoryMB` MB (and a pids limit). */
   attach(pid: number, instanceId: string, memoryMB: number): InstanceLimits;
+  /**
+   * Puts a pooled runtime process, spawned a moment ago, into cgroups of its
+   * own before any function claims it: memory limited to POOL_MEMORY_MB,
+   * pids.max, no CPU quota yet. Cgroup v1 migrations and the walk over the
+   * process tree cost milliseconds; done here, they are off the cold start.
+   * Absent for `rss-sampling`.
+   */
+  prepare?(pid: number, name: string): PreparedLimits;
   /** Removes the platform's parent cgroups once every instance has exited (waits up to ~2 s). */
   close(): Promise<void>;
 }
+
+/**
+ * Memory limit of a pooled runtime process until a function claims it: the
+ * smallest memory size Lambda allows. The runtime alone uses ~10-45 MB.
+ */
+export const POOL_MEMORY_MB = 128;
 
 /** Most processes/threads one instance may have (Node itself needs ~12; notes/isolation.md). */
 export const PIDS_MAX = 256;
@@ -138,26 +168,50 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
     kind: 'cgroup-v2',
     description: `cgroup v2 at ${parent}: memory.max = memorySize, no swap, pids.max = ${PIDS_MAX}, cpu.max = memorySize / ${MB_PER_VCPU} MB per CPU`,
     attach(pid, instanceId, memoryMB) {
-      const dir = join(parent, instanceId);
-      mkdirSync(dir);
-      trySet(join(dir, 'memory.max'), String(memoryMB * MB));
-      trySet(join(dir, 'memory.swap.max'), '0');
-      trySet(join(dir, 'memory.oom.group'), '1');
-      trySet(join(dir, 'pids.max'), String(PIDS_MAX));
+      const dir = makeGroupV2(parent, instanceId, memoryMB);
       enter(dir, pid);
-      const limit = memoryMB * MB;
+      return limitsV2(dir, pid, memoryMB, () => false);
+    },
+    prepare(pid, name) {
+      const dir = makeGroupV2(parent, name, POOL_MEMORY_MB);
+      enter(dir, pid);
+      let settled = false;
       return {
-        wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
-        killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
-        startCpuQuota: () => trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`),
-        peakMemoryMB: () => toMB(readOr(join(dir, 'memory.peak'))),
-        adopt: () => { try { enter(dir, pid); } catch { /* gone */ } },
-        atMemoryLimit: () => Number(readOr(join(dir, 'memory.current'))) >= limit * NEAR_LIMIT
-          && statValue(join(dir, 'memory.stat'), 'anon') >= limit * NEAR_LIMIT,
+        adopt: () => { try { enter(dir, pid); settled = true; } catch { /* gone */ } },
+        claim: (memoryMB) => {
+          writeFileSync(join(dir, 'memory.max'), String(memoryMB * MB));
+          return limitsV2(dir, pid, memoryMB, () => settled);
+        },
         release: () => removeLater(dir),
       };
     },
     close: () => removeAll([parent]),
+  };
+}
+
+/** Makes the v2 group `parent/name` with the instance limits (memory `memoryMB`). */
+function makeGroupV2(parent: string, name: string, memoryMB: number): string {
+  const dir = join(parent, name);
+  mkdirSync(dir);
+  trySet(join(dir, 'memory.max'), String(memoryMB * MB));
+  trySet(join(dir, 'memory.swap.max'), '0');
+  trySet(join(dir, 'memory.oom.group'), '1');
+  trySet(join(dir, 'pids.max'), String(PIDS_MAX));
+  return dir;
+}
+
+/** The limits of an instance in the v2 group `dir`; `settled()`: the tree is known to be inside (adopt has nothing to do). */
+function limitsV2(dir: string, pid: number, memoryMB: number, settled: () => boolean): InstanceLimits {
+  const limit = memoryMB * MB;
+  return {
+    wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(dir, 'memory.events'))),
+    killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
+    startCpuQuota: () => trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`),
+    peakMemoryMB: () => toMB(readOr(join(dir, 'memory.peak'))),
+    adopt: () => { if (!settled()) try { enter(dir, pid); } catch { /* gone */ } },
+    atMemoryLimit: () => Number(readOr(join(dir, 'memory.current'))) >= limit * NEAR_LIMIT
+      && statValue(join(dir, 'memory.stat'), 'anon') >= limit * NEAR_LIMIT,
+    release: () => removeLater(dir),
   };
 }
 
@@ -180,33 +234,67 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
   if (pidsParent) sweepStale(pidsRoot);
   if (cpuParent) sweepStale(cpuRoot);
   const swapAccounting = existsSync(join(memParent, 'memory.memsw.limit_in_bytes'));
+  interface GroupsV1 { mem: string; pids: string | null; cpu: string | null }
+  const makeGroupsV1 = (name: string, memoryMB: number): GroupsV1 => {
+    const mem = join(memParent, name);
+    mkdirSync(mem);
+    writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMB * MB));
+    if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
+    const pids = pidsParent ? makeGroup(pidsParent, name, { 'pids.max': String(PIDS_MAX) }) : null;
+    const cpu = cpuParent ? makeGroup(cpuParent, name, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': '-1' }) : null;
+    return { mem, pids, cpu };
+  };
+  /** Moves the tree into the memory group (which must work) and the others (which may not). */
+  const enterV1 = (g: GroupsV1, pid: number): void => {
+    enter(g.mem, pid);
+    for (const d of [g.pids, g.cpu]) if (d) { try { enter(d, pid); } catch { /* the kernel refused: limits without it */ } }
+  };
+  const releaseV1 = (g: GroupsV1): void => {
+    removeLater(g.mem);
+    if (g.pids) removeLater(g.pids);
+    if (g.cpu) removeLater(g.cpu);
+  };
+  const limitsV1 = (g: GroupsV1, pid: number, memoryMB: number, settled: () => boolean): InstanceLimits => {
+    const limit = memoryMB * MB;
+    const { mem, cpu } = g;
+    return {
+      wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
+      startCpuQuota: () => { if (cpu) trySet(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuotaUs(memoryMB))); },
+      peakMemoryMB: () => toMB(readOr(join(mem, 'memory.max_usage_in_bytes'))),
+      adopt: () => { if (!settled()) try { enterV1(g, pid); } catch { /* gone */ } },
+      atMemoryLimit: () => Number(readOr(join(mem, 'memory.usage_in_bytes'))) >= limit * NEAR_LIMIT
+        && statValue(join(mem, 'memory.stat'), 'rss') >= limit * NEAR_LIMIT,
+      killAll: () => {
+        for (const p of readOr(join(mem, 'cgroup.procs')).split('\n')) {
+          if (p) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+        }
+      },
+      release: () => releaseV1(g),
+    };
+  };
   return {
     kind: 'cgroup-v1',
     description: `cgroup v1 at ${memParent}: memory.limit_in_bytes = memorySize${swapAccounting ? ', memsw too' : ''}${pidsParent ? `, pids.max = ${PIDS_MAX}` : ''}${cpuParent ? `, cpu quota = memorySize / ${MB_PER_VCPU} MB per CPU` : ''}`,
     attach(pid, instanceId, memoryMB) {
-      const mem = join(memParent, instanceId);
-      mkdirSync(mem);
-      writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memoryMB * MB));
-      if (swapAccounting) trySet(join(mem, 'memory.memsw.limit_in_bytes'), String(memoryMB * MB));
-      enter(mem, pid);
-      const pids = pidsParent ? joinGroup(pidsParent, instanceId, pid, { 'pids.max': String(PIDS_MAX) }) : null;
-      const cpu = cpuParent ? joinGroup(cpuParent, instanceId, pid, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': '-1' }) : null;
-      const limit = memoryMB * MB;
+      const g = makeGroupsV1(instanceId, memoryMB);
+      enterV1(g, pid);
+      return limitsV1(g, pid, memoryMB, () => false);
+    },
+    prepare(pid, name) {
+      const g = makeGroupsV1(name, POOL_MEMORY_MB);
+      enterV1(g, pid);
+      let settled = false;
+      let limitMB = POOL_MEMORY_MB;
       return {
-        wasOomKilled: () => /\boom_kill [1-9]/.test(readOr(join(mem, 'memory.oom_control'))),
-        startCpuQuota: () => { if (cpu) trySet(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuotaUs(memoryMB))); },
-        peakMemoryMB: () => toMB(readOr(join(mem, 'memory.max_usage_in_bytes'))),
-        adopt: () => {
-          for (const d of [mem, pids, cpu]) if (d) { try { enter(d, pid); } catch { /* gone */ } }
+        adopt: () => { try { enterV1(g, pid); settled = true; } catch { /* gone */ } },
+        claim: (memoryMB) => {
+          // memsw may never be below the memory limit: raise memsw first, lower it last.
+          const files = [join(g.mem, 'memory.limit_in_bytes'), ...(swapAccounting ? [join(g.mem, 'memory.memsw.limit_in_bytes')] : [])];
+          for (const f of memoryMB >= limitMB ? files.reverse() : files) writeFileSync(f, String(memoryMB * MB));
+          limitMB = memoryMB;
+          return limitsV1(g, pid, memoryMB, () => settled);
         },
-        atMemoryLimit: () => Number(readOr(join(mem, 'memory.usage_in_bytes'))) >= limit * NEAR_LIMIT
-          && statValue(join(mem, 'memory.stat'), 'rss') >= limit * NEAR_LIMIT,
-        killAll: () => {
-          for (const p of readOr(join(mem, 'cgroup.procs')).split('\n')) {
-            if (p) try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
-          }
-        },
-        release: () => { removeLater(mem); if (pids) removeLater(pids); if (cpu) removeLater(cpu); },
+        release: () => releaseV1(g),
       };
     },
     close: () => removeAll([memParent, pidsParent, cpuParent].filter((d): d is string => d !== null)),
@@ -286,15 +374,15 @@ export function peakResidentMB(pid: number): number | undefined {
   return peak ? Math.ceil(peak / 1024) : undefined;
 }
 
-/** Creates a v1 group `parent/name` with `settings`, moves `pid` in; null when the kernel refuses. */
-function joinGroup(parent: string, name: string, pid: number, settings: Record<string, string>): string | null {
+/** Creates a v1 group `parent/name` with `settings`; null when the kernel refuses. */
+function makeGroup(parent: string, name: string, settings: Record<string, string>): string | null {
   const dir = join(parent, name);
   try {
     mkdirSync(dir);
     for (const [file, value] of Object.entries(settings)) writeFileSync(join(dir, file), value);
-    enter(dir, pid);
     return dir;
   } catch {
+    try { rmdirSync(dir); } catch { /* never made */ }
     return null;
   }
 }

@@ -9,9 +9,15 @@
  * and handler with INIT (runtimes/PROTOCOL.md). Functions whose environment
  * changes how the interpreter starts (NODE_OPTIONS, PYTHONPATH, …) or that
  * need other interpreter flags are started on a fresh process instead.
+ *
+ * While it waits, a pooled process is already in cgroups of its own
+ * (`LimitEnforcer.prepare`): a claim then only writes the memory size. It
+ * says HELLO once booted; `take()` hands out booted processes first.
  */
 import type { Language } from '../core/index.js';
 import { spawnRuntime, type RuntimeProcess } from './instance.js';
+import type { LimitEnforcer, PreparedLimits } from './limits.js';
+import { FrameReader, FrameType } from './protocol.js';
 
 /** How to start the generic processes of one language. */
 export interface PoolRuntime {
@@ -35,40 +41,86 @@ export function canUsePool(env: Readonly<Record<string, string>>): boolean {
 /** How long after a take the pool starts refilling, in ms. */
 const REFILL_DELAY_MS = 100;
 
+/** A waiting process and what the pool tracks of it. */
+interface Waiting {
+  readonly proc: RuntimeProcess;
+  readonly reader: FrameReader;
+  readonly onData: (chunk: Buffer) => void;
+  readonly onExit: () => void;
+  /** It said HELLO: booted and warmed up. */
+  booted: boolean;
+}
+
+let groups = 0;
+
 /**
  * A pool of `size` generic runtime processes of one language (and code
  * folder, when sandboxed), started ahead of need; `take()` hands one out.
  */
 export class WarmPool {
-  private readonly ready: RuntimeProcess[] = [];
-  private readonly onExit = new WeakMap<RuntimeProcess, () => void>();
+  private readonly ready: Waiting[] = [];
   private spawning = 0;
   private closed = false;
   private refillTimer: NodeJS.Timeout | null = null;
 
-  /** @param size how many processes to keep waiting (0 turns the pool off). */
-  constructor(readonly runtime: PoolRuntime, readonly size: number) {
+  /**
+   * @param size how many processes to keep waiting (0 turns the pool off).
+   * @param limits puts waiting processes into their cgroups ahead of a claim;
+   *   without it the pool learns the enforcer from the first `Instance.start`
+   *   on one of its processes (see `useLimits`).
+   */
+  constructor(readonly runtime: PoolRuntime, readonly size: number, private limits?: LimitEnforcer) {
     this.fill();
   }
 
   /** Waiting processes (for tests and metrics). */
   get available(): number { return this.ready.length; }
 
+  /** Waiting processes that said HELLO (for tests and metrics). */
+  get booted(): number { return this.ready.filter((w) => w.booted).length; }
+
   /**
-   * A waiting process, or undefined when the pool is empty. A replacement
-   * starts REFILL_DELAY_MS later, so starting it (tens of ms of CPU) does not
-   * compete with the cold start that took this one.
+   * Prepares cgroups for waiting and future processes with `limits` (once;
+   * later calls are ignored). The waiting ones are moved in REFILL_DELAY_MS
+   * later, off the cold start that called this.
+   */
+  useLimits(limits: LimitEnforcer): void {
+    if (this.limits || !limits.prepare || this.closed) return;
+    this.limits = limits;
+    setTimeout(() => {
+      for (const w of this.ready) {
+        if (w.proc.prepared) continue;
+        const prepared = this.prepare(w.proc);
+        if (w.booted) prepared?.adopt();
+      }
+    }, REFILL_DELAY_MS).unref();
+  }
+
+  /**
+   * A waiting process (a booted one when there is one), or undefined when
+   * the pool is empty. A replacement starts REFILL_DELAY_MS later, so
+   * starting it (tens of ms of CPU) does not compete with the cold start
+   * that took this one. The caller must hand it to `Instance.start` in the
+   * same tick (its channel is paused until then).
    */
   take(): RuntimeProcess | undefined {
-    let proc: RuntimeProcess | undefined;
-    while ((proc = this.ready.shift())) {
-      if (proc.child.exitCode === null && proc.child.signalCode === null) break;
+    for (let i = 0; i < this.ready.length; i++) {
+      const w = this.ready[i];
+      if (w.proc.child.exitCode !== null || w.proc.child.signalCode !== null) { this.ready.splice(i--, 1); continue; }
     }
+    const at = this.ready.findIndex((w) => w.booted);
+    const [w] = this.ready.splice(at >= 0 ? at : 0, 1);
     if (!this.refillTimer && !this.closed) {
       this.refillTimer = setTimeout(() => { this.refillTimer = null; this.fill(); }, REFILL_DELAY_MS);
       this.refillTimer.unref();
     }
-    if (proc) proc.child.off('exit', this.onExit.get(proc)!);
+    if (!w) return undefined;
+    const { proc } = w;
+    proc.child.off('exit', w.onExit);
+    proc.channel.off('data', w.onData);
+    proc.channel.pause();
+    proc.leftover = w.reader.leftover();
+    proc.pool = this;
     return proc;
   }
 
@@ -76,7 +128,18 @@ export class WarmPool {
   close(): void {
     this.closed = true;
     if (this.refillTimer) clearTimeout(this.refillTimer);
-    for (const p of this.ready.splice(0)) p.child.kill('SIGKILL');
+    for (const w of this.ready.splice(0)) w.proc.child.kill('SIGKILL');
+  }
+
+  private prepare(proc: RuntimeProcess): PreparedLimits | undefined {
+    const pid = proc.child.pid;
+    if (!this.limits?.prepare || pid === undefined) return undefined;
+    try {
+      proc.prepared = this.limits.prepare(pid, `w${process.pid}-${++groups}`);
+    } catch {
+      // The kernel refused: the claim attaches the usual way.
+    }
+    return proc.prepared;
   }
 
   private fill(): void {
@@ -86,16 +149,30 @@ export class WarmPool {
       setImmediate(() => {
         this.spawning--;
         if (this.closed) return;
-        const proc = spawnRuntime(this.runtime.command, this.runtime.args, this.runtime.env, this.runtime.cwd);
+        const proc: RuntimeProcess = spawnRuntime(this.runtime.command, this.runtime.args, this.runtime.env, this.runtime.cwd);
         proc.channel.on('error', () => {});
         proc.child.on('error', () => {});
-        const onExit = () => {
-          const at = this.ready.indexOf(proc);
-          if (at >= 0) this.ready.splice(at, 1);
+        // Into its cgroups now, before the sandbox forks the interpreter: its children are born inside.
+        this.prepare(proc);
+        const w: Waiting = {
+          proc,
+          booted: false,
+          reader: new FrameReader((f) => {
+            if (f.type !== FrameType.HELLO || w.booted) return;
+            w.booted = true;
+            // The tree is complete now: check that every process of it is inside, off the cold-start path.
+            proc.prepared?.adopt();
+          }),
+          onData: (chunk) => { try { w.reader.push(chunk); } catch { proc.child.kill('SIGKILL'); } },
+          onExit: () => {
+            const at = this.ready.indexOf(w);
+            if (at >= 0) this.ready.splice(at, 1);
+            proc.prepared?.release();
+          },
         };
-        this.onExit.set(proc, onExit);
-        proc.child.once('exit', onExit);
-        this.ready.push(proc);
+        proc.channel.on('data', w.onData);
+        proc.child.once('exit', w.onExit);
+        this.ready.push(w);
       });
     }
   }

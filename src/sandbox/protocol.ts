@@ -17,6 +17,8 @@ export const FrameType = {
   RESULT: 5,
   ERROR: 6,
   LOG: 7,
+  /** Runtime → platform, once, from a process started without INIT (a warm pool's): booted and warmed up, waiting for INIT. */
+  HELLO: 8,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -86,6 +88,12 @@ export class FrameReader {
       this.buffered = buf.length;
       if (buf.length >= 4) this.need = 4 + buf.readUInt32BE(0);
     }
+  }
+
+  /** Bytes received but not yet part of a complete frame (handed over when another reader takes the stream). */
+  leftover(): Buffer | undefined {
+    if (this.buffered === 0) return undefined;
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
   }
 
   /** The length field of the frame at the start of the buffered chunks. */

@@ -165,8 +165,19 @@ function interpreterPaths(language: 'node' | 'python', host: HostRuntimes): stri
   return runtimeReadPaths(language, host).slice(1);
 }
 
+/** runtimeReadPaths' answers by language and host (every instance start asks; realpath is a system call). */
+const readPathsCache = new WeakMap<HostRuntimes, Map<string, readonly string[]>>();
+
 /** Folders an instance of `language` must read besides its code: the runtime shim, then the interpreter's prefixes. */
 export function runtimeReadPaths(language: 'node' | 'python', host: HostRuntimes): string[] {
+  let byLanguage = readPathsCache.get(host);
+  if (!byLanguage) readPathsCache.set(host, byLanguage = new Map());
+  let paths = byLanguage.get(language);
+  if (!paths) byLanguage.set(language, paths = findReadPaths(language, host));
+  return [...paths];
+}
+
+function findReadPaths(language: 'node' | 'python', host: HostRuntimes): string[] {
   const interpreter = language === 'node' ? host.node : host.python;
   const paths = [runtimeDir(language)];
   if (interpreter) {
@@ -188,7 +199,9 @@ export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes, 
   if (!interpreter) return null;
   const env = { PATH: `${dirname(interpreter)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'en_US.UTF-8', TZ: ':UTC' };
   const bootstrap = join(packageRoot, 'runtimes', language, language === 'node' ? 'bootstrap.mjs' : 'bootstrap.py');
-  const wrapped = isolation.wrap(interpreter, [bootstrap], codeDir, runtimeDir(language), interpreterPaths(language, host));
+  // --pooled: the Node runtime warms its own code up while it waits (runtimes/PROTOCOL.md, HELLO).
+  const args = language === 'node' ? [bootstrap, '--pooled'] : [bootstrap];
+  const wrapped = isolation.wrap(interpreter, args, codeDir, runtimeDir(language), interpreterPaths(language, host));
   return { language, command: wrapped.command, args: wrapped.args, env, cwd: codeDir };
 }
 
