@@ -31,7 +31,8 @@
  */
 import http from 'node:http';
 import { closeGracefully, listen, type InvocationResult } from '../core/index.js';
-import type { Authenticator } from './auth.js';
+import type { Authenticator, Principal } from './auth.js';
+import { handleMessagingApi, isMessagingRequest, type MessagingBackend } from './messaging-api.js';
 import { functionNameOf, MAX_CODE_REQUEST_BYTES, type LambdaApiResponse } from './lambda-rest.js';
 
 export { functionNameOf } from './lambda-rest.js';
@@ -96,6 +97,10 @@ export interface ControlBackend {
   lambda?: LambdaManagementHandler;
   /** Nimbus's own `/_/` endpoints (see ControlRoutes). */
   routes?: ControlRoutes;
+  /** The SQS and SNS APIs functions send messages with (messaging-api.ts). */
+  messaging?: MessagingBackend;
+  /** Access keys allowed to call the SQS and SNS APIs only (the key functions get). */
+  messagingOnlyKeys?: ReadonlySet<string>;
 }
 
 const INVOKE_PATH = /^\/2015-03-31\/functions\/([^/]+)\/invocations\/?$/;
@@ -158,9 +163,20 @@ export class ControlServer {
       awsError(res, 413, limit.errorType, `Request must be smaller than ${limit.bytes} bytes for the ${limit.operation} operation`);
       return;
     }
+    let principal: Principal | undefined;
     if (auth) {
       const decision = auth.authenticate(method, url, req.headersDistinct, body);
       if (!decision.ok) { refuse(res, decision); return; }
+      principal = decision.principal;
+    }
+    if (this.backend.messaging && isMessagingRequest(req, path)) {
+      await handleMessagingApi(this.backend.messaging, req, res, body);
+      return;
+    }
+    // The key functions sign with may send to queues and topics, nothing else.
+    if (principal?.kind === 'access-key' && this.backend.messagingOnlyKeys?.has(principal.accessKeyId)) {
+      awsError(res, 403, 'AccessDeniedException', `The access key ${principal.accessKeyId} is the one functions send messages with: it may call the SQS and SNS APIs only`);
+      return;
     }
 
     if (path.startsWith('/_/') || path === '/metrics') {
