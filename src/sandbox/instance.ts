@@ -124,9 +124,12 @@ export class Instance {
   private current: {
     request: InstanceRequest;
     started: number;
-    timer: NodeJS.Timeout;
     resolve: (a: InstanceAnswer) => void;
   } | null = null;
+  /** The timeout timer, shared by successive invocations (see armDeadline). */
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  /** Epoch ms at which deadlineTimer fires. */
+  private deadlineAt = 0;
   private resolveInit!: (r: InitResult) => void;
   private initStarted = performance.now();
   private exitListeners: Array<() => void> = [];
@@ -211,9 +214,8 @@ export class Instance {
     this.state = 'busy';
     const started = performance.now();
     return new Promise((resolve) => {
-      const timeoutMs = Math.max(0, request.deadlineMs - Date.now());
-      const timer = setTimeout(() => this.onTimeout(), timeoutMs);
-      this.current = { request, started, timer, resolve };
+      this.current = { request, started, resolve };
+      this.armDeadline(request.deadlineMs);
       this.channel.write(encodeFrame(
         FrameType.INVOKE,
         `{"requestId":${JSON.stringify(request.requestId)},"deadlineMs":${request.deadlineMs}${request.invokedFunctionArn ? `,"invokedFunctionArn":${JSON.stringify(request.invokedFunctionArn)}` : ''}}`,
@@ -295,7 +297,6 @@ export class Instance {
     const cur = this.current;
     if (!cur) return;
     this.current = null;
-    clearTimeout(cur.timer);
     this.invocations++;
     this.lastUsedMs = Date.now();
     cur.resolve({
@@ -303,6 +304,29 @@ export class Instance {
       durationMs: performance.now() - cur.started,
       maxMemoryUsedMB: this.maxRssKB ? this.maxMemoryUsedMB : undefined,
     });
+  }
+
+  /**
+   * Makes sure the timeout timer fires by `deadlineMs`. One timer serves
+   * successive invocations: it is left running when an invocation ends, and
+   * re-armed only when it would fire after the new deadline; when it fires
+   * early (the invocation it was armed for is over), it re-arms for the one
+   * running now, if any. So a warm invocation costs no timer of its own.
+   */
+  private armDeadline(deadlineMs: number): void {
+    if (this.deadlineTimer && this.deadlineAt <= deadlineMs) return;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineAt = deadlineMs;
+    this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, deadlineMs - Date.now()));
+    this.deadlineTimer.unref();
+  }
+
+  private onDeadline(): void {
+    this.deadlineTimer = null;
+    const cur = this.current;
+    if (!cur) return;
+    if (cur.request.deadlineMs > Date.now()) this.armDeadline(cur.request.deadlineMs);
+    else this.onTimeout();
   }
 
   private onTimeout(): void {
@@ -371,6 +395,7 @@ export class Instance {
   }
 
   private cleanup(): void {
+    if (this.deadlineTimer) { clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     sampler.unwatch(this);
     this.limits.release();
     this.channel.destroy();
