@@ -8,3 +8,5 @@ export * from './destinations.js';
 export * from './cron.js';
 export * from './schedule.js';
 export * from './scheduler.js';
+export * from './queues.js';
+export * from './topics.js';

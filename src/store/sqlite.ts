@@ -3,7 +3,8 @@
  * of code, all under the data directory:
  *
  *   <dataDir>/nimbus.db               functions, versions, aliases, services, invocations, logs, settings,
- *                                     the asynchronous invocation queue and its dead letters
+ *                                     the asynchronous invocation queue and its dead letters,
+ *                                     queue messages and topic fan-outs not yet done
  *   <dataDir>/artifacts/<sha256>.zip  code artifacts as uploaded, content-addressed
  *   <dataDir>/code/<sha256>/          each artifact extracted once, read-only
  *
@@ -18,6 +19,9 @@ import type { FunctionSpec } from '../core/index.js';
 import type {
   AliasRecord, AsyncCounts, AsyncEventInput, AsyncEventRow, AsyncRetry, DeadLetterInput, DeadLetterRow, FunctionConfig,
   InvocationRow, LogRow, RollupRow, ServiceRecord, Store, VersionRecord,
+} from './types.js';
+import type {
+  QueueCounts, QueueMessageInput, QueueMessageRow, QueueReceive, QueueReceiveResult, TopicDeliveryRow, TopicMessageInput,
 } from './types.js';
 import { extractZip, readZipEntries, removeTree } from './zip.js';
 
@@ -151,6 +155,48 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX async_dead_letters_function ON async_dead_letters (function_name, id);
   `,
+  // 3 → 4: queues (src/events/queues.ts) and topic fan-outs not yet done (src/events/topics.ts).
+  // As in async_events, visible_at is a timestamp: a receive sets it to when its visibility timeout ends.
+  // receipt is the token of the latest receive (NULL until received, and after a move to a dead-letter queue).
+  `
+  CREATE TABLE queue_messages (
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue              TEXT NOT NULL,
+    message_id         TEXT NOT NULL UNIQUE,
+    body               TEXT NOT NULL,
+    attributes         TEXT,
+    md5_of_body        TEXT NOT NULL,
+    md5_of_attributes  TEXT,
+    group_id           TEXT,
+    sender_id          TEXT NOT NULL,
+    sent_ms            INTEGER NOT NULL,
+    visible_at         INTEGER NOT NULL,
+    receive_count      INTEGER NOT NULL DEFAULT 0,
+    first_receive_ms   INTEGER,
+    receipt            TEXT,
+    expires_at         INTEGER NOT NULL,
+    dead_letter_source TEXT
+  );
+  CREATE INDEX queue_messages_due ON queue_messages (queue, visible_at);
+  CREATE INDEX queue_messages_expiry ON queue_messages (queue, expires_at);
+  CREATE INDEX queue_messages_group ON queue_messages (queue, group_id) WHERE group_id IS NOT NULL;
+  CREATE INDEX queue_messages_dead_letter_source ON queue_messages (dead_letter_source) WHERE dead_letter_source IS NOT NULL;
+  CREATE TABLE topic_messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id   TEXT NOT NULL UNIQUE,
+    topic        TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    subject      TEXT,
+    attributes   TEXT,
+    published_ms INTEGER NOT NULL
+  );
+  CREATE TABLE topic_deliveries (
+    message_row      INTEGER NOT NULL REFERENCES topic_messages(id) ON DELETE CASCADE,
+    subscription_arn TEXT NOT NULL,
+    function_name    TEXT NOT NULL,
+    PRIMARY KEY (message_row, subscription_arn)
+  );
+  `,
 ];
 
 /** The schema version a migrated database has. */
@@ -231,6 +277,37 @@ interface DeadLetterDbRow {
   condition: string;
   attempts: number;
   record: string;
+}
+
+interface QueueMessageDbRow {
+  id: number;
+  queue: string;
+  message_id: string;
+  body: string;
+  attributes: string | null;
+  md5_of_body: string;
+  md5_of_attributes: string | null;
+  group_id: string | null;
+  sender_id: string;
+  sent_ms: number;
+  visible_at: number;
+  receive_count: number;
+  first_receive_ms: number | null;
+  receipt: string | null;
+  expires_at: number;
+  dead_letter_source: string | null;
+}
+
+interface TopicDeliveryDbRow {
+  message_row: number;
+  message_id: string;
+  topic: string;
+  message: string;
+  subject: string | null;
+  attributes: string | null;
+  published_ms: number;
+  function_name: string;
+  subscription_arn: string;
 }
 
 /**
@@ -700,6 +777,113 @@ class SqliteStore implements Store {
     return Object.freeze(counts);
   }
 
+  // ── queues (SQS) and topics (SNS) ─────────────────────────────────────
+
+  sendQueueMessage(m: QueueMessageInput): QueueMessageRow {
+    this.assertOpen();
+    const row = this.stmt.insertQueueMessage.get({
+      queue: m.queue, message_id: m.messageId, body: m.body, attributes: m.attributes ?? null, md5_of_body: m.md5OfBody,
+      md5_of_attributes: m.md5OfMessageAttributes ?? null, group_id: m.groupId ?? null, sender_id: m.senderId,
+      sent_ms: m.sentMs, visible_at: m.visibleAtMs, expires_at: m.expiresAtMs,
+    }) as QueueMessageDbRow | undefined;
+    // ON CONFLICT DO NOTHING returns no row: the message id is stored already.
+    return toQueueMessage(row ?? this.stmt.getQueueMessage.get(m.messageId) as QueueMessageDbRow);
+  }
+
+  receiveQueueMessages(queue: string, r: QueueReceive): QueueReceiveResult {
+    this.assertOpen();
+    return this.db.transaction((): QueueReceiveResult => {
+      const expired = this.stmt.expireQueueMessages.run({ queue, now: r.nowMs }).changes;
+      const deadLettered = r.redrive === undefined ? 0 : this.stmt.deadLetterQueueMessages.run({
+        queue, now: r.nowMs, dlq: r.redrive.deadLetterQueue, max: r.redrive.maxReceiveCount, retention: r.redrive.deadLetterRetentionMs,
+      }).changes;
+      const rows = r.limit <= 0 ? [] : this.stmt.receiveQueueMessages.all({
+        queue, now: r.nowMs, until: r.nowMs + r.visibilityMs, lease: r.lease, limit: r.limit,
+        max_bytes: r.maxBytes ?? Number.MAX_SAFE_INTEGER,
+      }) as QueueMessageDbRow[];
+      // RETURNING gives no order: queue order (FIFO order within a group).
+      return { received: rows.sort((a, b) => a.id - b.id).map(toQueueMessage), deadLettered, expired };
+    }).immediate();
+  }
+
+  deleteQueueMessages(queue: string, entries: ReadonlyArray<{ readonly id: number; readonly lease: string }>): number {
+    this.assertOpen();
+    if (entries.length === 0) return 0;
+    return this.db.transaction(() => {
+      let n = 0;
+      for (const e of entries) n += this.stmt.deleteQueueMessage.run(e.id, queue, e.lease).changes;
+      return n;
+    })();
+  }
+
+  changeQueueMessageVisibility(queue: string, id: number, lease: string, visibleAtMs: number): boolean {
+    this.assertOpen();
+    return this.stmt.changeQueueMessageVisibility.run(visibleAtMs, id, queue, lease).changes > 0;
+  }
+
+  nextQueueMessageDueMs(queue: string): number | undefined {
+    this.assertOpen();
+    return (this.stmt.nextQueueMessageDue.get(queue) as number | null) ?? undefined;
+  }
+
+  releaseQueueLeases(nowMs: number): number {
+    this.assertOpen();
+    return this.stmt.releaseQueueLeases.run({ now: nowMs }).changes;
+  }
+
+  purgeQueue(queue: string): number {
+    this.assertOpen();
+    return this.stmt.purgeQueue.run(queue).changes;
+  }
+
+  queueCounts(queue: string, nowMs: number): QueueCounts {
+    this.assertOpen();
+    const r = this.stmt.queueCounts.get({ queue, now: nowMs }) as {
+      visible: number | null; in_flight: number | null; delayed: number | null; oldest: number | null; dead: number;
+    };
+    const counts: { -readonly [K in keyof QueueCounts]: QueueCounts[K] } = {
+      visible: r.visible ?? 0, inFlight: r.in_flight ?? 0, delayed: r.delayed ?? 0, deadLettered: r.dead,
+    };
+    if (r.oldest !== null) counts.oldestSentMs = r.oldest;
+    return Object.freeze(counts);
+  }
+
+  publishTopicMessage(m: TopicMessageInput, deliveries: ReadonlyArray<{ readonly functionName: string; readonly subscriptionArn: string }>): TopicDeliveryRow[] {
+    this.assertOpen();
+    return this.db.transaction(() => {
+      const id = this.stmt.insertTopicMessage.get({
+        message_id: m.messageId, topic: m.topic, message: m.message, subject: m.subject ?? null,
+        attributes: m.attributes ?? null, published_ms: m.publishedMs,
+      }) as number | undefined;
+      // Already recorded (a second call with the same message id): its fan-outs were recorded with it.
+      if (id !== undefined) {
+        for (const d of deliveries) this.stmt.insertTopicDelivery.run(id, d.subscriptionArn, d.functionName);
+      }
+      return (this.stmt.topicDeliveriesOf.all(m.messageId) as TopicDeliveryDbRow[]).map(toTopicDelivery);
+    })();
+  }
+
+  pendingTopicDeliveries(limit = 10_000): TopicDeliveryRow[] {
+    this.assertOpen();
+    return (this.stmt.pendingTopicDeliveries.all(limit) as TopicDeliveryDbRow[]).map(toTopicDelivery);
+  }
+
+  completeTopicDelivery(messageRow: number, subscriptionArn: string): boolean {
+    this.assertOpen();
+    return this.db.transaction(() => {
+      if (this.stmt.deleteTopicDelivery.run(messageRow, subscriptionArn).changes === 0) return false;
+      this.stmt.deleteFannedOutTopicMessage.run(messageRow, messageRow);
+      return true;
+    })();
+  }
+
+  pendingTopicDeliveryCount(topic?: string): number {
+    this.assertOpen();
+    return (topic === undefined
+      ? this.stmt.topicDeliveryCountAll.get()
+      : this.stmt.topicDeliveryCountOf.get(topic)) as number;
+  }
+
   // ── settings ──────────────────────────────────────────────────────────
 
   getSetting(key: string): string | undefined {
@@ -799,6 +983,59 @@ function prepareStatements(db: Database.Database) {
     releaseLeases: db.prepare('UPDATE async_events SET visible_at = @now WHERE lease IS NOT NULL AND visible_at > @now'),
     asyncCountsAll: db.prepare(asyncCountsSql('')),
     asyncCountsOf: db.prepare(asyncCountsSql('function_name = @fn')),
+    insertQueueMessage: db.prepare(`INSERT INTO queue_messages (queue, message_id, body, attributes, md5_of_body, md5_of_attributes,
+        group_id, sender_id, sent_ms, visible_at, expires_at)
+      VALUES (@queue, @message_id, @body, @attributes, @md5_of_body, @md5_of_attributes, @group_id, @sender_id, @sent_ms,
+        @visible_at, @expires_at)
+      ON CONFLICT (message_id) DO NOTHING RETURNING *`),
+    getQueueMessage: db.prepare('SELECT * FROM queue_messages WHERE message_id = ?'),
+    expireQueueMessages: db.prepare('DELETE FROM queue_messages WHERE queue = @queue AND expires_at <= @now'),
+    // SQS moves a message on the receive after its maxReceiveCount-th: its count and first receive start again there.
+    deadLetterQueueMessages: db.prepare(`UPDATE queue_messages SET queue = @dlq, receive_count = 0, first_receive_ms = NULL,
+        receipt = NULL, visible_at = @now, expires_at = sent_ms + @retention, dead_letter_source = @queue
+      WHERE queue = @queue AND visible_at <= @now AND receive_count >= @max`),
+    // A FIFO message group with a message in flight is blocked until that message is deleted or visible again.
+    receiveQueueMessages: db.prepare(`UPDATE queue_messages SET receipt = @lease, visible_at = @until,
+        receive_count = receive_count + 1, first_receive_ms = COALESCE(first_receive_ms, @now)
+      WHERE id IN (SELECT id FROM (
+          SELECT id, size, SUM(size) OVER (ORDER BY id ROWS UNBOUNDED PRECEDING) AS running FROM (
+            SELECT m.id, length(CAST(m.body AS BLOB)) + COALESCE(length(CAST(m.attributes AS BLOB)), 0) AS size
+            FROM queue_messages m
+            WHERE m.queue = @queue AND m.visible_at <= @now AND m.expires_at > @now
+              AND (m.group_id IS NULL OR NOT EXISTS (SELECT 1 FROM queue_messages o
+                WHERE o.queue = @queue AND o.group_id = m.group_id AND o.receipt IS NOT NULL AND o.visible_at > @now))
+            ORDER BY m.id LIMIT @limit))
+        WHERE running <= @max_bytes OR running = size)
+      RETURNING *`),
+    deleteQueueMessage: db.prepare('DELETE FROM queue_messages WHERE id = ? AND queue = ? AND receipt = ?'),
+    changeQueueMessageVisibility: db.prepare('UPDATE queue_messages SET visible_at = ? WHERE id = ? AND queue = ? AND receipt = ?'),
+    nextQueueMessageDue: db.prepare('SELECT MIN(visible_at) FROM queue_messages WHERE queue = ?').pluck(),
+    releaseQueueLeases: db.prepare('UPDATE queue_messages SET visible_at = @now WHERE receipt IS NOT NULL AND visible_at > @now'),
+    purgeQueue: db.prepare('DELETE FROM queue_messages WHERE queue = ?'),
+    queueCounts: db.prepare(`SELECT
+        (SELECT SUM(visible_at <= @now) FROM queue_messages WHERE queue = @queue AND expires_at > @now) AS visible,
+        (SELECT SUM(receipt IS NOT NULL AND visible_at > @now) FROM queue_messages WHERE queue = @queue AND expires_at > @now) AS in_flight,
+        (SELECT SUM(receipt IS NULL AND visible_at > @now) FROM queue_messages WHERE queue = @queue AND expires_at > @now) AS delayed,
+        (SELECT MIN(sent_ms) FROM queue_messages WHERE queue = @queue AND expires_at > @now) AS oldest,
+        (SELECT COUNT(*) FROM queue_messages WHERE dead_letter_source = @queue AND expires_at > @now) AS dead`),
+    insertTopicMessage: db.prepare(`INSERT INTO topic_messages (message_id, topic, message, subject, attributes, published_ms)
+      VALUES (@message_id, @topic, @message, @subject, @attributes, @published_ms)
+      ON CONFLICT (message_id) DO NOTHING RETURNING id`).pluck(),
+    insertTopicDelivery: db.prepare('INSERT OR IGNORE INTO topic_deliveries (message_row, subscription_arn, function_name) VALUES (?, ?, ?)'),
+    pendingTopicDeliveries: db.prepare(`SELECT d.message_row, d.subscription_arn, d.function_name, m.message_id, m.topic, m.message,
+        m.subject, m.attributes, m.published_ms
+      FROM topic_deliveries d JOIN topic_messages m ON m.id = d.message_row
+      ORDER BY d.message_row, d.subscription_arn LIMIT ?`),
+    topicDeliveriesOf: db.prepare(`SELECT d.message_row, d.subscription_arn, d.function_name, m.message_id, m.topic, m.message,
+        m.subject, m.attributes, m.published_ms
+      FROM topic_deliveries d JOIN topic_messages m ON m.id = d.message_row
+      WHERE m.message_id = ? ORDER BY d.subscription_arn`),
+    deleteTopicDelivery: db.prepare('DELETE FROM topic_deliveries WHERE message_row = ? AND subscription_arn = ?'),
+    deleteFannedOutTopicMessage: db.prepare(`DELETE FROM topic_messages
+      WHERE id = ? AND NOT EXISTS (SELECT 1 FROM topic_deliveries WHERE message_row = ?)`),
+    topicDeliveryCountAll: db.prepare('SELECT COUNT(*) FROM topic_deliveries').pluck(),
+    topicDeliveryCountOf: db.prepare(`SELECT COUNT(*) FROM topic_deliveries d JOIN topic_messages m ON m.id = d.message_row
+      WHERE m.topic = ?`).pluck(),
   };
 }
 
@@ -978,5 +1215,42 @@ function toDeadLetter(r: DeadLetterDbRow): DeadLetterRow {
     record: r.record,
   };
   if (r.qualifier !== null) row.qualifier = r.qualifier;
+  return Object.freeze(row);
+}
+
+function toQueueMessage(r: QueueMessageDbRow): QueueMessageRow {
+  const row: { -readonly [K in keyof QueueMessageRow]: QueueMessageRow[K] } = {
+    id: r.id,
+    queue: r.queue,
+    messageId: r.message_id,
+    body: r.body,
+    md5OfBody: r.md5_of_body,
+    senderId: r.sender_id,
+    sentMs: r.sent_ms,
+    visibleAtMs: r.visible_at,
+    receiveCount: r.receive_count,
+    expiresAtMs: r.expires_at,
+  };
+  if (r.attributes !== null) row.attributes = r.attributes;
+  if (r.md5_of_attributes !== null) row.md5OfMessageAttributes = r.md5_of_attributes;
+  if (r.group_id !== null) row.groupId = r.group_id;
+  if (r.first_receive_ms !== null) row.firstReceiveMs = r.first_receive_ms;
+  if (r.receipt !== null) row.receipt = r.receipt;
+  if (r.dead_letter_source !== null) row.deadLetterSource = r.dead_letter_source;
+  return Object.freeze(row);
+}
+
+function toTopicDelivery(r: TopicDeliveryDbRow): TopicDeliveryRow {
+  const row: { -readonly [K in keyof TopicDeliveryRow]: TopicDeliveryRow[K] } = {
+    messageRow: r.message_row,
+    messageId: r.message_id,
+    topic: r.topic,
+    message: r.message,
+    publishedMs: r.published_ms,
+    functionName: r.function_name,
+    subscriptionArn: r.subscription_arn,
+  };
+  if (r.subject !== null) row.subject = r.subject;
+  if (r.attributes !== null) row.attributes = r.attributes;
   return Object.freeze(row);
 }

@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { zipSync } from 'fflate';
-import { openSqliteStore, type AsyncEventInput, type FunctionConfig, type InvocationRow, type Store } from './index.js';
+import {
+  openSqliteStore, type AsyncEventInput, type FunctionConfig, type InvocationRow, type QueueMessageInput, type QueueReceive, type Store,
+} from './index.js';
 import { removeTree } from './zip.js';
 import { SCHEMA_VERSION } from './sqlite.js';
 
@@ -508,5 +510,132 @@ describe('sqlite store: asynchronous invocation queue', () => {
     assert.deepEqual(store.asyncCounts(2000), { pending: 1, leased: 1, deadLetters: 0, oldestReceivedMs: 1001 });
     assert.equal(store.releaseLeases(2001), 1);
     assert.deepEqual(store.claimEvents('new', 2001, 100, 10).map((e) => e.requestId), ['req-1', 'req-2']);
+  });
+});
+
+describe('sqlite store: queue messages and topic fan-outs', () => {
+  let dir: string;
+  let store: Store;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nimbus-store-queues-'));
+    store = openSqliteStore(join(dir, 'data'));
+  });
+  afterEach(() => {
+    try {
+      store.close();
+    } finally {
+      removeTree(dir);
+    }
+  });
+
+  const message = (n: number, extra: Partial<QueueMessageInput> = {}): QueueMessageInput => ({
+    queue: 'q', messageId: `m-${n}`, body: `body ${n}`, md5OfBody: 'md5', senderId: 'me',
+    sentMs: 1000 + n, visibleAtMs: 1000 + n, expiresAtMs: 100_000, ...extra,
+  });
+  const receive = (lease: string, nowMs: number, limit = 10, extra: Partial<QueueReceive> = {}) =>
+    store.receiveQueueMessages('q', { lease, nowMs, visibilityMs: 500, limit, ...extra });
+
+  it('sends idempotently on the message id and receives visible messages in queue order, hiding them', () => {
+    const first = store.sendQueueMessage(message(1, { attributes: '[]', md5OfMessageAttributes: 'a' }));
+    assert.deepEqual(first, {
+      id: first.id, queue: 'q', messageId: 'm-1', body: 'body 1', attributes: '[]', md5OfBody: 'md5', md5OfMessageAttributes: 'a',
+      senderId: 'me', sentMs: 1001, visibleAtMs: 1001, receiveCount: 0, expiresAtMs: 100_000,
+    });
+    assert.deepEqual(store.sendQueueMessage(message(1, { body: 'other' })), first);
+    store.sendQueueMessage(message(2));
+    store.sendQueueMessage(message(3, { visibleAtMs: 5000 })); // delayed
+    assert.deepEqual(store.queueCounts('q', 2000), { visible: 2, inFlight: 0, delayed: 1, deadLettered: 0, oldestSentMs: 1001 });
+
+    const r = receive('lease-1', 2000);
+    assert.deepEqual(r.received.map((m) => [m.messageId, m.receiveCount, m.firstReceiveMs, m.visibleAtMs, m.receipt]),
+      [['m-1', 1, 2000, 2500, 'lease-1'], ['m-2', 1, 2000, 2500, 'lease-1']]);
+    assert.deepEqual(receive('lease-2', 2400).received, [], 'hidden during the visibility timeout');
+    assert.deepEqual(store.queueCounts('q', 2400), { visible: 0, inFlight: 2, delayed: 1, deadLettered: 0, oldestSentMs: 1001 });
+    assert.equal(store.nextQueueMessageDueMs('q'), 2500);
+
+    // Visible again after the timeout: a new receive counts, keeps the first receive time, gets a new lease.
+    const again = receive('lease-3', 2500, 1).received;
+    assert.deepEqual(again.map((m) => [m.messageId, m.receiveCount, m.firstReceiveMs, m.receipt]), [['m-1', 2, 2000, 'lease-3']]);
+    // Only the latest receive deletes.
+    const second = r.received[1];
+    assert.equal(store.deleteQueueMessages('q', [{ id: first.id, lease: 'lease-1' }]), 0);
+    assert.equal(store.changeQueueMessageVisibility('q', first.id, 'lease-1', 0), false);
+    assert.equal(store.deleteQueueMessages('q', [{ id: first.id, lease: 'lease-3' }, { id: second.id, lease: 'lease-1' }]), 2);
+    assert.deepEqual(store.queueCounts('q', 2600), { visible: 0, inFlight: 0, delayed: 1, deadLettered: 0, oldestSentMs: 1003 });
+  });
+
+  it('moves a message past maxReceiveCount to the dead-letter queue on its next receive, keeping its id and sent time', () => {
+    const sent = store.sendQueueMessage(message(1));
+    const redrive = { deadLetterQueue: 'dlq', maxReceiveCount: 2, deadLetterRetentionMs: 10_000 };
+    assert.equal(receive('a', 2000, 10, { redrive }).received.length, 1);
+    assert.equal(receive('b', 3000, 10, { redrive }).received[0].receiveCount, 2);
+    const third = receive('c', 4000, 10, { redrive });
+    assert.deepEqual([third.received.length, third.deadLettered], [0, 1]);
+    assert.deepEqual(store.queueCounts('q', 4000), { visible: 0, inFlight: 0, delayed: 0, deadLettered: 1 });
+    const dead = store.receiveQueueMessages('dlq', { lease: 'd', nowMs: 4000, visibilityMs: 100, limit: 10 }).received;
+    assert.deepEqual(dead.map((m) => [m.messageId, m.receiveCount, m.deadLetterSource, m.sentMs, m.expiresAtMs]),
+      [['m-1', 1, 'q', sent.sentMs, sent.sentMs + 10_000]]);
+  });
+
+  it('deletes messages whose retention ended, and limits a receive by bytes (the first message whatever its size)', () => {
+    store.sendQueueMessage(message(1, { expiresAtMs: 1500 }));
+    store.sendQueueMessage(message(2, { body: 'x'.repeat(100) }));
+    store.sendQueueMessage(message(3, { body: 'y'.repeat(100) }));
+    store.sendQueueMessage(message(4, { body: 'z' }));
+    const r = receive('a', 2000, 10, { maxBytes: 150 });
+    assert.equal(r.expired, 1);
+    assert.deepEqual(r.received.map((m) => m.messageId), ['m-2']);
+    assert.deepEqual(receive('b', 2000, 10, { maxBytes: 10 }).received.map((m) => m.messageId), ['m-3']);
+  });
+
+  it('does not receive a FIFO group while one of its messages is in flight', () => {
+    store.sendQueueMessage(message(1, { groupId: 'g1' }));
+    store.sendQueueMessage(message(2, { groupId: 'g1' }));
+    store.sendQueueMessage(message(3, { groupId: 'g2' }));
+    const [m1] = receive('a', 2000, 1).received;
+    assert.equal(m1.messageId, 'm-1');
+    assert.deepEqual(receive('b', 2000, 10).received.map((m) => m.messageId), ['m-3'], 'g1 is blocked behind m-1');
+    assert.deepEqual(receive('c', 2100, 10).received, []);
+    // Visible again (ChangeMessageVisibility 0): the group is free, and its first message comes first.
+    assert.equal(store.changeQueueMessageVisibility('q', m1.id, 'a', 2100), true);
+    assert.deepEqual(receive('d', 2100, 1).received.map((m) => [m.messageId, m.receiveCount]), [['m-1', 2]]);
+    assert.equal(store.deleteQueueMessages('q', [{ id: m1.id, lease: 'd' }]), 1);
+    assert.deepEqual(receive('e', 2100, 10).received.map((m) => m.messageId), ['m-2']);
+  });
+
+  it('keeps received messages across a close and releases them at the next start; purges', () => {
+    store.sendQueueMessage(message(1));
+    store.sendQueueMessage(message(2));
+    receive('dead-process', 2000, 1);
+    store.close();
+    store = openSqliteStore(join(dir, 'data'));
+    assert.deepEqual(store.queueCounts('q', 2000), { visible: 1, inFlight: 1, delayed: 0, deadLettered: 0, oldestSentMs: 1001 });
+    assert.equal(store.releaseQueueLeases(2001), 1);
+    assert.deepEqual(receive('new', 2001).received.map((m) => [m.messageId, m.receiveCount]), [['m-1', 2], ['m-2', 1]]);
+    assert.equal(store.purgeQueue('q'), 2);
+    assert.equal(store.nextQueueMessageDueMs('q'), undefined);
+  });
+
+  it('records a publish with its fan-outs, lists them across a close, and removes the publish with its last one', () => {
+    const publish = { messageId: 'sns-1', topic: 't', message: 'hello', subject: 'Hi', publishedMs: 5000 };
+    const rows = store.publishTopicMessage(publish, [
+      { functionName: 'fn-a', subscriptionArn: 'arn:t:a' }, { functionName: 'fn-b:live', subscriptionArn: 'arn:t:b' },
+    ]);
+    assert.deepEqual(rows.map((r) => [r.messageId, r.functionName, r.subscriptionArn, r.subject, r.attributes]),
+      [['sns-1', 'fn-a', 'arn:t:a', 'Hi', undefined], ['sns-1', 'fn-b:live', 'arn:t:b', 'Hi', undefined]]);
+    // Idempotent on the message id: the same fan-outs, nothing added.
+    assert.equal(store.publishTopicMessage(publish, [{ functionName: 'fn-c', subscriptionArn: 'arn:t:c' }]).length, 2);
+    assert.equal(store.completeTopicDelivery(rows[0].messageRow, 'arn:t:a'), true);
+    assert.equal(store.completeTopicDelivery(rows[0].messageRow, 'arn:t:a'), false);
+    store.close();
+    store = openSqliteStore(join(dir, 'data'));
+    assert.deepEqual(store.pendingTopicDeliveries().map((r) => [r.functionName, r.message, r.publishedMs]), [['fn-b:live', 'hello', 5000]]);
+    assert.equal(store.pendingTopicDeliveryCount('t'), 1);
+    assert.equal(store.pendingTopicDeliveryCount('other'), 0);
+    assert.equal(store.completeTopicDelivery(rows[1].messageRow, 'arn:t:b'), true);
+    assert.equal(store.pendingTopicDeliveryCount(), 0);
+    // The publish went with its last fan-out: the same message id can be recorded again.
+    assert.equal(store.publishTopicMessage(publish, [{ functionName: 'fn-c', subscriptionArn: 'arn:t:c' }]).length, 1);
   });
 });

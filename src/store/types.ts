@@ -188,6 +188,125 @@ export interface AsyncCounts {
   readonly oldestReceivedMs?: number;
 }
 
+/**
+ * One message of a Nimbus-managed queue (src/events/queues.ts), with SQS's
+ * semantics. As with the asynchronous queue, a lease is only a timestamp: a
+ * received message's `visibleAtMs` is when its visibility timeout ends, after
+ * which it can be received again (so the messages of a process killed
+ * mid-batch are delivered again: at least once).
+ * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html
+ */
+export interface QueueMessageRow {
+  /** Queue position (increasing with every send; FIFO order). */
+  readonly id: number;
+  readonly queue: string;
+  /** SQS's MessageId (a UUID), kept when the message moves to a dead-letter queue. Unique. */
+  readonly messageId: string;
+  readonly body: string;
+  /** The message attributes as JSON text (the broker's own format), when the message has any. */
+  readonly attributes?: string;
+  readonly md5OfBody: string;
+  readonly md5OfMessageAttributes?: string;
+  /** FIFO queues: the MessageGroupId. */
+  readonly groupId?: string;
+  readonly senderId: string;
+  /** Epoch ms the message was sent (SentTimestamp; retention counts from here, in a dead-letter queue too). */
+  readonly sentMs: number;
+  /** Epoch ms it can next be received: after a delay, or when a receive's visibility timeout ends. */
+  readonly visibleAtMs: number;
+  /** ApproximateReceiveCount: receives so far (set back to 0 when it moves to a dead-letter queue). */
+  readonly receiveCount: number;
+  /** ApproximateFirstReceiveTimestamp, once received. */
+  readonly firstReceiveMs?: number;
+  /** The token of the receive that last took it (part of its receipt handle); undefined when never received. */
+  readonly receipt?: string;
+  /** Epoch ms when the retention period ends and the message is deleted unread. */
+  readonly expiresAtMs: number;
+  /** Set in a dead-letter queue: the queue the message came from. */
+  readonly deadLetterSource?: string;
+}
+
+/** What `Store.sendQueueMessage` takes. */
+export interface QueueMessageInput {
+  readonly queue: string;
+  readonly messageId: string;
+  readonly body: string;
+  readonly attributes?: string;
+  readonly md5OfBody: string;
+  readonly md5OfMessageAttributes?: string;
+  readonly groupId?: string;
+  readonly senderId: string;
+  readonly sentMs: number;
+  /** `sentMs` + the delay. */
+  readonly visibleAtMs: number;
+  /** `sentMs` + the retention period. */
+  readonly expiresAtMs: number;
+}
+
+/** The receive settings of one queue (`Store.receiveQueueMessages`). */
+export interface QueueReceive {
+  /** The claim token the received messages carry (their receipt handles include it). */
+  readonly lease: string;
+  readonly nowMs: number;
+  /** The visibility timeout, ms. */
+  readonly visibilityMs: number;
+  /** Most messages to receive. */
+  readonly limit: number;
+  /** Most bytes of bodies and attributes (JSON text) to receive, in queue order; the first message is taken whatever its size. Default: no limit. */
+  readonly maxBytes?: number;
+  /**
+   * The RedrivePolicy: a message already received `maxReceiveCount` times
+   * moves to `deadLetterQueue` instead of being received again; its retention
+   * there is `deadLetterRetentionMs` from when it was first sent.
+   */
+  readonly redrive?: { readonly deadLetterQueue: string; readonly maxReceiveCount: number; readonly deadLetterRetentionMs: number };
+}
+
+/** What one receive did. */
+export interface QueueReceiveResult {
+  /** The messages received, in queue order. */
+  readonly received: QueueMessageRow[];
+  /** Messages moved to the dead-letter queue by this receive. */
+  readonly deadLettered: number;
+  /** Messages deleted because their retention period had ended. */
+  readonly expired: number;
+}
+
+/** Sizes of one queue (SQS's ApproximateNumberOfMessages… metrics). */
+export interface QueueCounts {
+  /** Can be received now (ApproximateNumberOfMessagesVisible). */
+  readonly visible: number;
+  /** Received and not deleted, visibility timeout running (ApproximateNumberOfMessagesNotVisible). */
+  readonly inFlight: number;
+  /** Sent with a delay that has not ended (ApproximateNumberOfMessagesDelayed). */
+  readonly delayed: number;
+  /** Messages that came from this queue and are now in its dead-letter queue. */
+  readonly deadLettered: number;
+  /** `sentMs` of the oldest message (ApproximateAgeOfOldestMessage); undefined when empty. */
+  readonly oldestSentMs?: number;
+}
+
+/** One publish to a topic (src/events/topics.ts), kept until it is fanned out to every subscription it matched. */
+export interface TopicMessageInput {
+  /** SNS's MessageId (a UUID): the same in every subscription's event, and after a restart. Unique. */
+  readonly messageId: string;
+  readonly topic: string;
+  readonly message: string;
+  readonly subject?: string;
+  /** The message attributes as JSON text (the broker's own format), when it has any. */
+  readonly attributes?: string;
+  /** Epoch ms. */
+  readonly publishedMs: number;
+}
+
+/** One fan-out not yet done: a published message and one subscription it matched. */
+export interface TopicDeliveryRow extends TopicMessageInput {
+  /** The message's row (what `completeTopicDelivery` takes). */
+  readonly messageRow: number;
+  readonly functionName: string;
+  readonly subscriptionArn: string;
+}
+
 /** The persistence interface. All methods are synchronous for SQLite; a networked store wraps them. */
 export interface Store {
   /** Code artifacts: stores the zip under its SHA-256 (idempotent); returns the hash. */
@@ -273,6 +392,48 @@ export interface Store {
   releaseLeases(nowMs: number): number;
   /** Queue sizes at `nowMs`, of one function or all. */
   asyncCounts(nowMs: number, functionName?: string): AsyncCounts;
+
+  // ── queues (SQS) and topics (SNS) ─────────────────────────────────────
+
+  /**
+   * Adds a message to a queue, committed before it returns (so a send may
+   * answer after it). Idempotent on `messageId`: a second call with the same
+   * id returns the stored message unchanged.
+   */
+  sendQueueMessage(message: QueueMessageInput): QueueMessageRow;
+  /**
+   * One receive, in one transaction: deletes the queue's messages whose
+   * retention has ended, moves those received `maxReceiveCount` times to the
+   * dead-letter queue (when `redrive` is given), then takes up to `limit`
+   * visible messages in queue order, hiding each for `visibilityMs` under
+   * `lease`, counting the receive and setting its first-receive time. A
+   * message of a FIFO group that has a message in flight is not taken.
+   */
+  receiveQueueMessages(queue: string, receive: QueueReceive): QueueReceiveResult;
+  /** Deletes received messages, each by id and the lease of its latest receive; returns how many were deleted (a stale lease deletes nothing, as SQS). */
+  deleteQueueMessages(queue: string, entries: ReadonlyArray<{ readonly id: number; readonly lease: string }>): number;
+  /** Sets when a received message becomes visible again (ChangeMessageVisibility); false when `lease` is not its latest receive's. */
+  changeQueueMessageVisibility(queue: string, id: number, lease: string, visibleAtMs: number): boolean;
+  /** The earliest `visibleAtMs` of the queue's messages (a delay or a visibility timeout ending), or undefined when it is empty. */
+  nextQueueMessageDueMs(queue: string): number | undefined;
+  /** Makes every received message of every queue visible at `nowMs`; returns how many. Only for the one process that owns the data directory, at start. */
+  releaseQueueLeases(nowMs: number): number;
+  /** Deletes every message of a queue (PurgeQueue); returns how many. */
+  purgeQueue(queue: string): number;
+  /** Sizes of one queue at `nowMs` (expired messages not counted). */
+  queueCounts(queue: string, nowMs: number): QueueCounts;
+  /**
+   * Records a publish and the subscriptions it fans out to, in one
+   * transaction, before any fan-out; returns its fan-outs to do. Idempotent
+   * on `messageId` (a second call returns what is left of the first's).
+   */
+  publishTopicMessage(message: TopicMessageInput, deliveries: ReadonlyArray<{ readonly functionName: string; readonly subscriptionArn: string }>): TopicDeliveryRow[];
+  /** Fan-outs not yet done, oldest publish first (what a restart delivers). */
+  pendingTopicDeliveries(limit?: number): TopicDeliveryRow[];
+  /** Marks one fan-out done; the publish is removed with its last one. False when it was done already. */
+  completeTopicDelivery(messageRow: number, subscriptionArn: string): boolean;
+  /** Fan-outs not yet done, of one topic or all. */
+  pendingTopicDeliveryCount(topic?: string): number;
 
   /** Settings kept across restarts (e.g. the admin token's hash). */
   getSetting(key: string): string | undefined;
