@@ -57,7 +57,7 @@ describe('the AWS SDK against the control API', { timeout: 120_000 }, () => {
     dir = mkdtempSync(join(tmpdir(), 'nimbus-lambda-sdk-'));
     server = await NimbusServer.start({
       dataDir: join(dir, 'data'), port: 0, controlPort: 0, region: REGION, env: process.env, log: () => {},
-      isolation: 'none', warmPoolSize: 0, keepAliveMs: 30_000, shutdownDeadlineMs: 2000,
+      isolation: 'none', allowUnsandboxed: true, warmPoolSize: 0, keepAliveMs: 30_000, shutdownDeadlineMs: 2000,
     });
     ADMIN_TOKEN = server.credentials.adminToken;
     KEY = { ...server.credentials.accessKeys[0] };

@@ -247,6 +247,48 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.match(badRollback.stderr, /there is no deployment 99 \(deployments: 1, 2, 3\)/);
   });
 
+  it('checks every manifest as the serverless.yml loader does, and refuses to take over another service', async () => {
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const api = (method: string, path: string, body?: unknown) => fetch(`http://127.0.0.1:${server.controlPort}${path}`, {
+      method, headers: { authorization: `Bearer ${token}` }, ...(body !== undefined ? { body: Buffer.isBuffer(body) ? body : JSON.stringify(body) } : {}),
+    });
+    const notZip = await api('PUT', '/_/artifacts', Buffer.from('not a zip'));
+    assert.equal(notZip.status, 400);
+    assert.equal(notZip.headers.get('x-nimbus-error'), 'NIMBUS_ERR_DEPLOY_INVALID');
+    // A package of the seed-api example, through the CLI, gives a code package to point manifests at.
+    const info = JSON.parse((await cli(['info', '--json', '--service', 'seed-api', ...remote()])).stdout) as { functions: Array<{ name: string }> };
+    const latest = await api('GET', `/2015-03-31/functions/${info.functions[0].name}`);
+    const sha = Buffer.from(((await latest.json()) as { Configuration: { CodeSha256: string } }).Configuration.CodeSha256, 'base64').toString('hex');
+    const fn = { key: 'f', name: 'probe-dev-f', handler: 'handler.lambda_handler', runtime: 'python3.12', language: 'python', memorySize: 128, timeout: 3, environment: {} };
+    const manifest = (over: Record<string, unknown>) => ({
+      service: 'probe', stage: 'dev', region: 'us-east-1', codeSha256: sha, functions: [fn],
+      routes: [{ api: 'HTTP', method: 'POST', path: '/probe', functionKey: 'f', payloadFormatVersion: '2.0' }], binaryMediaTypes: [], ...over,
+    });
+    const refused = async (over: Record<string, unknown>, status: number, pattern: RegExp) => {
+      const r = await api('POST', '/_/deploy', manifest(over));
+      const text = await r.text();
+      assert.equal(r.status, status, text);
+      assert.match(text, pattern);
+    };
+    await refused({ httpApiCors: 'yes' }, 400, /httpApiCors must be/);
+    await refused({ functions: [{ ...fn, key: '__proto__' }], routes: [] }, 400, /a function key is letters/);
+    await refused({ functions: [{ ...fn, environment: { AWS_LAMBDA_FUNCTION_NAME: 'x' } }] }, 400, /set by the Lambda runtime/);
+    await refused({ functions: [{ ...fn, environment: 'abc' }] }, 400, /environment must be a mapping/);
+    await refused({ functions: [{ ...fn, runtime: 'ruby3.2' }] }, 400, /runtime ruby3\.2 is not one Nimbus runs/);
+    await refused({ functions: [{ ...fn, reservedConcurrency: -1 }] }, 400, /reservedConcurrency must be/);
+    await refused({ functions: [{ ...fn, handler: '../x/h.handler' }] }, 400, /must be a path inside the package/);
+    await refused({ functions: [{ ...fn, name: 'seed-api-dev-process' }] }, 409, /function name seed-api-dev-process.*seed-api \(stage dev\)/);
+    await refused({ routes: [{ api: 'REST', method: 'POST', path: '/{name}', functionKey: 'f', payloadFormatVersion: '1.0' }], service: 'probe2', functions: [{ ...fn, name: 'probe2-dev-f' }] }, 200, /"deployment":1/);
+    await refused({ routes: [{ api: 'REST', method: 'POST', path: '/{other}', functionKey: 'f', payloadFormatVersion: '1.0' }] }, 409, /POST \/dev\/\{other\} is already served by service probe2/);
+    // The most specific route wins across services: seed-api's /process over probe2's /{name}.
+    const process = await get('/dev/process', { method: 'POST', body: '{"numbers":[4]}', headers: { 'content-type': 'application/json' } });
+    assert.equal((JSON.parse(process.body) as { mean: number }).mean, 4);
+    await refused({ routes: [{ api: 'REST', method: 'ANY', path: '/{proxy+}', functionKey: 'f', payloadFormatVersion: '1.0' }] }, 409, /already served by service seed-api/);
+    // The server is still up and serving.
+    const stats = await get('/dev/process', { method: 'POST', body: '{"numbers":[1]}', headers: { 'content-type': 'application/json' } });
+    assert.equal(stats.status, 200);
+  });
+
   it('removes a service: its routes stop, its functions are gone', async () => {
     const r = await cli(['remove', ...remote()], tsApi);
     assert.equal(r.code, 0, r.stderr);

@@ -8,7 +8,7 @@ import { registerDev } from './dev.js';
 import { registerInvoke } from './invoke.js';
 import { registerServer } from './server.js';
 import { registerDeploy } from './deploy.js';
-import { registerEventCommands, registerServiceCommands } from './service.js';
+import { registerEventCommands, registerMessagingCommands, registerServiceCommands } from './service.js';
 
 /** The version `nimbus --version` prints (package.json's). */
 export const VERSION = '0.1.0';
@@ -32,6 +32,7 @@ export function main(argv: readonly string[], io: Io = processIo()): Promise<num
     registerDeploy(program, io, done);
     registerServiceCommands(program, io, done);
     registerEventCommands(program, io, done);
+    registerMessagingCommands(program, io, done);
     program.parseAsync([...argv], { from: 'user' }).then(() => {
       // A command with no action of its own (no sub-command given) ends here.
       if (argv.length === 0) { program.outputHelp(); done(0); }

@@ -8,7 +8,7 @@ import { paint, reportError, type Io } from './output.js';
 
 interface ServerCliOptions {
   dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
-  pricePerRequest?: number; pricePerGbSecond?: number; asyncRetryDelays?: number[];
+  allowUnsandboxed?: boolean; pricePerRequest?: number; pricePerGbSecond?: number; asyncRetryDelays?: number[];
   keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
 }
 
@@ -30,6 +30,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
     .option('--price-per-request <usd>', 'price of one request in cost figures (default: Lambda\'s $0.0000002)', numberOption('--price-per-request'))
     .option('--price-per-gb-second <usd>', 'price of one GB-second in cost figures (default: Lambda\'s x86 $0.0000166667)', numberOption('--price-per-gb-second'))
     .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', msList('--async-retry-delays'))
+    .option('--allow-unsandboxed', 'run functions as plain processes of this user when bubblewrap cannot sandbox them (they can then read the data directory)')
     .option('--quiet', 'do not print invocation logs')
     .action(async (opts: ServerCliOptions) => {
       const dataDir = dataDirOf(opts.dataDir, io.env);
@@ -47,6 +48,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
           hostMemoryShare: opts.hostMemoryShare,
           maxQueueWaitMs: opts.maxQueueWait,
           accountConcurrency: opts.accountConcurrency,
+          allowUnsandboxed: opts.allowUnsandboxed ?? false,
           ...(opts.asyncRetryDelays ? { asyncRetryDelaysMs: opts.asyncRetryDelays } : {}),
           ...(opts.pricePerRequest !== undefined || opts.pricePerGbSecond !== undefined ? {
             prices: { perRequest: opts.pricePerRequest ?? LAMBDA_X86_PRICES.perRequest, perGbSecond: opts.pricePerGbSecond ?? LAMBDA_X86_PRICES.perGbSecond },
@@ -70,7 +72,8 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
       }
       io.err(`${paint(io, 'gray', `Data: ${dataDir}`)}\n`);
       io.err(`${paint(io, 'gray', `Limits: ${server.functions.limits.description}`)}\n`);
-      io.err(`${paint(io, 'gray', `Isolation: ${server.functions.isolation.description}`)}\n`);
+      const unsandboxed = server.functions.isolation.kind === 'none';
+      io.err(`${paint(io, unsandboxed ? 'red' : 'gray', `Isolation: ${server.functions.isolation.description}${unsandboxed ? ' — UNSANDBOXED: any function can read this data directory, the admin token included' : ''}`)}\n`);
       const shown = (h: string) => (h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h);
       io.out(`${paint(io, 'green', 'nimbus server')} gateway http://${shown(opts.host)}:${server.port}, control API http://${shown(opts.controlHost)}:${server.controlPort}\n`);
       const services = server.records();

@@ -6,7 +6,7 @@
  * unless `--service` is given.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NimbusError } from '../core/index.js';
 import { loadServiceConfig } from '../config/index.js';
@@ -167,6 +167,69 @@ export function registerEventCommands(program: Command, io: Io, done: (code: num
       if (!/^\d+$/.test(id)) throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `a dead letter id is a number, got "${id}"` });
       await ControlClient.from(opts, io.env).call('the redrive', 'POST', `/_/dead-letters/${id}/redrive`);
       io.out(`Dead letter ${id} is queued again\n`);
+    })));
+}
+
+/** `name=value` options, collected. */
+function attribute(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const at = value.indexOf('=');
+  if (at <= 0) throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `--attribute takes name=value, got "${value}"` });
+  return { ...previous, [value.slice(0, at)]: value.slice(at + 1) };
+}
+
+/** Reads a message from --body / --message, or from a file with --file. */
+function messageText(text: string | undefined, file: string | undefined, flag: string): string {
+  if ((text === undefined) === (file === undefined)) throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `give the message with ${flag} TEXT or --file PATH (one of them)` });
+  if (text !== undefined) return text;
+  try { return readFileSync(resolve(file!), 'utf8'); } catch (e) {
+    throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `cannot read ${file}: ${(e as Error).message}` });
+  }
+}
+
+/** Registers `queue send|list` and `topic publish|list` on `program`. */
+export function registerMessagingCommands(program: Command, io: Io, done: (code: number) => void): void {
+  const queue = program.command('queue').description('Queues of a nimbus server (sqs events, AWS::SQS::Queue resources)');
+  remoteOptions(queue.command('send').description('Send a message to a queue (SQS\'s SendMessage)'))
+    .requiredOption('-q, --queue <name>', 'the queue')
+    .option('-b, --body <text>', 'the message body')
+    .option('--file <path>', 'a file holding the message body')
+    .option('-a, --attribute <name=value>', 'a string message attribute (repeatable)', attribute)
+    .option('--delay <seconds>', 'seconds before the message can be received (0–900)')
+    .action(async (opts: RemoteOptions & { queue: string; body?: string; file?: string; attribute?: Record<string, string>; delay?: string }) => done(await run(io, async () => {
+      const body = messageText(opts.body, opts.file, '--body');
+      const delay = opts.delay === undefined ? undefined : Number(opts.delay);
+      const r = await ControlClient.from(opts, io.env).call<{ messageId: string }>('the message', 'POST', `/_/queues/${encodeURIComponent(opts.queue)}/messages`,
+        { body, ...(opts.attribute ? { attributes: opts.attribute } : {}), ...(delay !== undefined ? { delaySeconds: delay } : {}) });
+      io.out(opts.json ? JSON.stringify(r) + '\n' : `Sent message ${r.messageId} to ${opts.queue}\n`);
+    })));
+  remoteOptions(queue.command('list').description('Every queue with its messages: visible, in flight, delayed'))
+    .action(async (opts: RemoteOptions) => done(await run(io, async () => {
+      const rows = await ControlClient.from(opts, io.env).call<Array<Record<string, unknown>>>('the queue list', 'GET', '/_/queues');
+      if (opts.json) { io.out(JSON.stringify(rows, null, 2) + '\n'); return; }
+      if (!rows.length) io.out('No queues.\n');
+      for (const q of rows) {
+        io.out(`${String(q.queue)}  visible ${String(q.visible ?? 0)}  in flight ${String(q.inFlight ?? 0)}  delayed ${String(q.delayed ?? 0)}${q.deadLetterQueue ? `  → dead letters to ${String(q.deadLetterQueue)}` : ''}\n`);
+      }
+    })));
+  const topic = program.command('topic').description('Topics of a nimbus server (sns events, AWS::SNS::Topic resources)');
+  remoteOptions(topic.command('publish').description('Publish a message to every subscriber of a topic (SNS\'s Publish)'))
+    .requiredOption('-t, --topic <name>', 'the topic')
+    .option('-m, --message <text>', 'the message')
+    .option('--file <path>', 'a file holding the message')
+    .option('-s, --subject <text>', 'the subject')
+    .option('-a, --attribute <name=value>', 'a string message attribute (repeatable; subscribers\' filter policies match on them)', attribute)
+    .action(async (opts: RemoteOptions & { topic: string; message?: string; file?: string; subject?: string; attribute?: Record<string, string> }) => done(await run(io, async () => {
+      const message = messageText(opts.message, opts.file, '--message');
+      const r = await ControlClient.from(opts, io.env).call<{ messageId: string }>('the message', 'POST', `/_/topics/${encodeURIComponent(opts.topic)}/messages`,
+        { message, ...(opts.subject !== undefined ? { subject: opts.subject } : {}), ...(opts.attribute ? { attributes: opts.attribute } : {}) });
+      io.out(opts.json ? JSON.stringify(r) + '\n' : `Published message ${r.messageId} to ${opts.topic}\n`);
+    })));
+  remoteOptions(topic.command('list').description('Every topic subscription'))
+    .action(async (opts: RemoteOptions) => done(await run(io, async () => {
+      const rows = await ControlClient.from(opts, io.env).call<Array<Record<string, unknown>>>('the topic list', 'GET', '/_/topics');
+      if (opts.json) { io.out(JSON.stringify(rows, null, 2) + '\n'); return; }
+      if (!rows.length) io.out('No subscriptions.\n');
+      for (const t of rows) io.out(`${String(t.topic)} → ${String(t.functionName)}${t.filterPolicy ? `  filter ${JSON.stringify(t.filterPolicy)}` : ''}\n`);
     })));
 }
 

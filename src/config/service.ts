@@ -5,7 +5,7 @@
  * https://www.serverless.com/framework/docs/providers/aws/guide/serverless.yml
  */
 import { relative, isAbsolute, sep } from 'node:path';
-import { NimbusError } from '../core/index.js';
+import { NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import type { CorsConfig, FunctionSpec, Language, PayloadFormatVersion, RouteSpec, ServiceSpec } from '../core/index.js';
 import type { ConfigContext } from './context.js';
 import { findHandlerFile, handlerCandidates, splitHandler } from './handlers.js';
@@ -78,12 +78,7 @@ const FUNCTION_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** Lambda environment variable keys: a letter, then letters, digits and _. */
 const ENV_KEY_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 /** Keys the Lambda runtime sets itself and refuses in a function's configuration. https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime */
-const RESERVED_ENV_KEYS = new Set([
-  '_HANDLER', '_X_AMZN_TRACE_ID', 'AWS_DEFAULT_REGION', 'AWS_REGION', 'AWS_EXECUTION_ENV', 'AWS_LAMBDA_FUNCTION_NAME',
-  'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'AWS_LAMBDA_INITIALIZATION_TYPE', 'AWS_LAMBDA_LOG_GROUP_NAME',
-  'AWS_LAMBDA_LOG_STREAM_NAME', 'AWS_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-  'AWS_LAMBDA_RUNTIME_API', 'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR',
-]);
+const RESERVED_ENV_KEYS = RESERVED_ENVIRONMENT;
 
 const NODE_RUNTIME_RE = /^nodejs\d+\.x$/;
 const PYTHON_RUNTIME_RE = /^python3\.\d+$/;

@@ -14,4 +14,4 @@ export {
 export { createAuthenticator, type Authenticator, type AuthDecision, type AuthenticatorOptions, type ControlCredentials, type Principal } from './auth.js';
 export { handleNimbusApi, type DeployManifest, type DeployResult, type NimbusApiBackend, type ServiceInfo, type DeployFunctionConfig } from './nimbus-api.js';
 export { packageService, bundlePath, DEFAULT_EXCLUDES, type ServicePackage } from './package.js';
-export { handleMessagingApi, isMessagingRequest, md5OfMessageAttributes, MessagingError, type MessagingBackend, type MessageAttributeValue } from './messaging-api.js';
+export { handleMessagingApi, isMessagingRequest, MessagingError, type MessagingBackend } from './messaging-api.js';

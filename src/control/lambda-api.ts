@@ -149,10 +149,14 @@ export class ControlServer {
     }
     const auth = this.backend.auth;
     // Without any credentials there is nothing to check the body against: refuse before reading it.
-    if (auth && req.headers.authorization === undefined) {
-      req.resume();
-      refuse(res, auth.authenticate(method, url, req.headersDistinct, EMPTY));
-      return;
+    // Without credentials, or with a bearer token (which does not sign the body), decide before reading the body.
+    if (auth && (req.headers.authorization === undefined || /^bearer /i.test(req.headers.authorization))) {
+      const early = auth.authenticate(method, url, req.headersDistinct, EMPTY);
+      if (!early.ok) {
+        req.resume();
+        refuse(res, early);
+        return;
+      }
     }
 
     const invoke = INVOKE_PATH.exec(path);

@@ -39,7 +39,7 @@
  * ignored.
  */
 import { createHash } from 'node:crypto';
-import type { Language } from '../core/index.js';
+import { RESERVED_ENVIRONMENT, type Language } from '../core/index.js';
 import type { AliasRecord, FunctionConfig, Store, VersionRecord } from '../store/index.js';
 
 /** The account id in every ARN Nimbus makes (as `nimbus dev` uses). */
@@ -69,13 +69,8 @@ const ENV_KEY = /^[a-zA-Z][a-zA-Z0-9_]+$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const NODE_RUNTIME = /^nodejs\d+\.x$/;
 const PYTHON_RUNTIME = /^python3\.\d+$/;
-/** Variables the Lambda runtime sets; a function's configuration cannot. https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime */
-const RESERVED_ENV = new Set([
-  '_HANDLER', '_X_AMZN_TRACE_ID', 'AWS_DEFAULT_REGION', 'AWS_REGION', 'AWS_EXECUTION_ENV', 'AWS_LAMBDA_FUNCTION_NAME',
-  'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'AWS_LAMBDA_INITIALIZATION_TYPE', 'AWS_LAMBDA_LOG_GROUP_NAME',
-  'AWS_LAMBDA_LOG_STREAM_NAME', 'AWS_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-  'AWS_LAMBDA_RUNTIME_API', 'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR', 'TZ',
-]);
+/** Variables the Lambda runtime sets; a function's configuration cannot. */
+const RESERVED_ENV = RESERVED_ENVIRONMENT;
 
 /** What changed, for `changed`. */
 export interface LambdaChange {

@@ -13,7 +13,7 @@
  * Queue URLs are `<endpoint>/000000000000/<queue name>`; topic ARNs
  * `arn:aws:sns:<region>:000000000000:<topic name>`.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 
 /** The account id in URLs and ARNs. */
@@ -44,11 +44,11 @@ export interface MessagingBackend {
     readonly delaySeconds?: number;
     readonly messageGroupId?: string;
     readonly messageDeduplicationId?: string;
-  }): Promise<{ messageId: string }>;
+  }): Promise<{ messageId: string; md5OfBody: string; md5OfMessageAttributes?: string }>;
   topicNames(): string[];
   publish(topic: string, message: string, options: {
     readonly subject?: string;
-    readonly messageAttributes?: Readonly<Record<string, { readonly Type: string; readonly Value: string }>>;
+    readonly messageAttributes?: Readonly<Record<string, MessageAttributeValue>>;
   }): Promise<{ messageId: string }>;
 }
 
@@ -145,46 +145,17 @@ async function send(backend: MessagingBackend, queue: string, input: Record<stri
   if (delay !== undefined && (typeof delay !== 'number' || !Number.isInteger(delay) || delay < 0 || delay > 900)) {
     throw new MessagingError('InvalidParameterValue', `Value ${String(delay)} for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided.`);
   }
-  const { messageId } = await backend.sendMessage(queue, body, {
+  const sent = await backend.sendMessage(queue, body, {
     ...(attributes ? { messageAttributes: attributes } : {}),
     ...(typeof delay === 'number' ? { delaySeconds: delay } : {}),
     ...(typeof input.MessageGroupId === 'string' ? { messageGroupId: input.MessageGroupId } : {}),
     ...(typeof input.MessageDeduplicationId === 'string' ? { messageDeduplicationId: input.MessageDeduplicationId } : {}),
   });
   return {
-    MessageId: messageId,
-    MD5OfMessageBody: createHash('md5').update(body, 'utf8').digest('hex'),
-    ...(attributes && Object.keys(attributes).length ? { MD5OfMessageAttributes: md5OfMessageAttributes(attributes) } : {}),
+    MessageId: sent.messageId,
+    MD5OfMessageBody: sent.md5OfBody,
+    ...(sent.md5OfMessageAttributes ? { MD5OfMessageAttributes: sent.md5OfMessageAttributes } : {}),
   };
-}
-
-/**
- * SQS's MD5 of message attributes, which the SDKs check: for each attribute
- * in name order, length-prefixed (4 bytes, big-endian) name and data type,
- * a transport byte (1 string/number, 2 binary) and the length-prefixed value.
- * https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-metadata.html#sqs-attributes-md5-message-digest-calculation
- */
-export function md5OfMessageAttributes(attributes: Readonly<Record<string, MessageAttributeValue>>): string {
-  const hash = createHash('md5');
-  const field = (bytes: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    hash.update(len);
-    hash.update(bytes);
-  };
-  for (const name of Object.keys(attributes).sort()) {
-    const a = attributes[name];
-    field(Buffer.from(name, 'utf8'));
-    field(Buffer.from(a.DataType, 'utf8'));
-    if (a.BinaryValue !== undefined && a.StringValue === undefined) {
-      hash.update(Buffer.from([2]));
-      field(Buffer.from(a.BinaryValue, 'base64'));
-    } else {
-      hash.update(Buffer.from([1]));
-      field(Buffer.from(a.StringValue ?? '', 'utf8'));
-    }
-  }
-  return hash.digest('hex');
 }
 
 function sqsJson(res: http.ServerResponse, value: unknown): void {
@@ -209,11 +180,14 @@ async function sns(backend: MessagingBackend, res: http.ServerResponse, q: URLSe
     if (!arn || !backend.topicNames().includes(topic)) throw new MessagingError('NotFound', 'Topic does not exist', 404);
     const message = q.get('Message');
     if (message === null || message === '') throw new MessagingError('InvalidParameter', 'Invalid parameter: Empty message');
-    const attributes: Record<string, { Type: string; Value: string }> = {};
+    const attributes: Record<string, MessageAttributeValue> = {};
     for (let i = 1; q.has(`MessageAttributes.entry.${i}.Name`); i++) {
       const p = `MessageAttributes.entry.${i}`;
-      const type = q.get(`${p}.Value.DataType`) ?? 'String';
-      attributes[q.get(`${p}.Name`)!] = { Type: type, Value: q.get(`${p}.Value.StringValue`) ?? q.get(`${p}.Value.BinaryValue`) ?? '' };
+      const binary = q.get(`${p}.Value.BinaryValue`);
+      attributes[q.get(`${p}.Name`)!] = {
+        DataType: q.get(`${p}.Value.DataType`) ?? 'String',
+        ...(binary !== null ? { BinaryValue: binary } : { StringValue: q.get(`${p}.Value.StringValue`) ?? '' }),
+      };
     }
     const subject = q.get('Subject');
     const { messageId } = await backend.publish(topic, message, {

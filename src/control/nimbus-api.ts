@@ -21,6 +21,9 @@
  * | `POST /_/schedules/run` (`{function}`) | fires the function's schedule rules now |
  * | `GET /_/dead-letters?function=NAME` | asynchronous events that exhausted their retries |
  * | `POST /_/dead-letters/{id}/redrive` | puts one back on the queue, same request id |
+ * | `GET /_/queues`, `GET /_/topics` | queues with their message counts; topics with their subscribers |
+ * | `POST /_/queues/{name}/messages` (`{body, attributes?, delaySeconds?}`) | sends a message (SQS's limits) |
+ * | `POST /_/topics/{name}/messages` (`{message, subject?, attributes?}`) | publishes a message to every subscriber |
  */
 import type http from 'node:http';
 import {
@@ -104,6 +107,13 @@ export interface NimbusApiBackend {
   deadLetters(functionName: string | undefined): unknown[];
   /** Puts a dead letter back on the queue (same request id); false when there is no such dead letter. */
   redrive(id: number): boolean;
+  /** Sends a message to a queue; throws NIMBUS_ERR_QUEUE_NOT_FOUND / NIMBUS_ERR_MESSAGE_INVALID. */
+  sendMessage(queue: string, body: string, options: { messageAttributes?: Record<string, { DataType: string; StringValue?: string }>; delaySeconds?: number }): { messageId: string };
+  /** Publishes to a topic; throws NIMBUS_ERR_TOPIC_NOT_FOUND / NIMBUS_ERR_MESSAGE_INVALID. */
+  publish(topic: string, message: string, options: { subject?: string; messageAttributes?: Record<string, { DataType: string; StringValue?: string }> }): { messageId: string };
+  /** Queues with their counts, and topics with their subscriptions. */
+  queueStats(): unknown[];
+  topicStats(): unknown[];
 }
 
 const SERVICE_PATH = /^\/_\/services\/([^/]+)\/([^/]+)(\/rollback)?\/?$/;
@@ -117,6 +127,11 @@ const AWS_TYPE: Partial<Record<string, string>> = {
   NIMBUS_ERR_ROLLBACK_INVALID: 'InvalidParameterValueException',
   NIMBUS_ERR_SCHEDULE_NOT_FOUND: 'ResourceNotFoundException',
   NIMBUS_ERR_DEAD_LETTER_NOT_FOUND: 'ResourceNotFoundException',
+  NIMBUS_ERR_QUEUE_NOT_FOUND: 'QueueDoesNotExist',
+  NIMBUS_ERR_TOPIC_NOT_FOUND: 'NotFoundException',
+  NIMBUS_ERR_MESSAGE_INVALID: 'InvalidParameterValueException',
+  NIMBUS_ERR_REQUEST_INVALID: 'InvalidParameterValueException',
+  NIMBUS_ERR_INVOKE_FUNCTION_NOT_FOUND: 'ResourceNotFoundException',
 };
 
 /**
@@ -150,7 +165,7 @@ export async function handleNimbusApi(
     }
     const svc = SERVICE_PATH.exec(path);
     if (svc) {
-      const [name, stage] = [decodeURIComponent(svc[1]), decodeURIComponent(svc[2])];
+      const [name, stage] = [decoded(svc[1]), decoded(svc[2])];
       if (svc[3] && method === 'POST') {
         const input = body.length ? parseJson(body, 'rollback') as { deployment?: unknown } : {};
         const n = input.deployment;
@@ -166,9 +181,9 @@ export async function handleNimbusApi(
     }
     if (path === '/_/logs' && method === 'GET') {
       const fn = query.get('function');
-      if (!fn) throw invalid('(logs)', 'give the function: /_/logs?function=NAME');
+      if (!fn) throw badRequest('give the function: /_/logs?function=NAME');
       const since = numberParam(query, 'since', 0);
-      const limit = Math.min(10_000, numberParam(query, 'limit', 1000));
+      const limit = Math.min(10_000, Math.floor(numberParam(query, 'limit', 1000)));
       send(res, 200, { events: backend.logs(fn, since, limit) });
       return true;
     }
@@ -179,10 +194,25 @@ export async function handleNimbusApi(
     if (path === '/_/schedules/run' && method === 'POST') {
       const input = parseJson(body, 'schedule run') as { function?: unknown } | null;
       const fn = input?.function;
-      if (typeof fn !== 'string' || fn === '') throw invalid('(schedule run)', 'give the function: {"function": "NAME"}');
+      if (typeof fn !== 'string' || fn === '') throw badRequest('give the function: {"function": "NAME"}');
       const fired = await backend.runSchedules(fn);
       if (!fired.length) throw new NimbusError('NIMBUS_ERR_SCHEDULE_NOT_FOUND', { function: fn });
       send(res, 200, { fired });
+      return true;
+    }
+    if (path === '/_/queues' && method === 'GET') { send(res, 200, backend.queueStats()); return true; }
+    if (path === '/_/topics' && method === 'GET') { send(res, 200, backend.topicStats()); return true; }
+    const msg = /^\/_\/(queues|topics)\/([^/]+)\/messages$/.exec(path);
+    if (msg && method === 'POST') {
+      const input = parseJson(body, 'message') as Record<string, unknown> | null;
+      const text = msg[1] === 'queues' ? input?.body : input?.message;
+      if (typeof text !== 'string') throw new NimbusError('NIMBUS_ERR_MESSAGE_INVALID', { reason: `give the message as a string: {"${msg[1] === 'queues' ? 'body' : 'message'}": "..."}` });
+      const attributes = attributesOf(input?.attributes);
+      const name = decoded(msg[2]);
+      const sent = msg[1] === 'queues'
+        ? backend.sendMessage(name, text, { ...(attributes ? { messageAttributes: attributes } : {}), ...(typeof input?.delaySeconds === 'number' ? { delaySeconds: input.delaySeconds } : {}) })
+        : backend.publish(name, text, { ...(attributes ? { messageAttributes: attributes } : {}), ...(typeof input?.subject === 'string' ? { subject: input.subject } : {}) });
+      send(res, 200, sent);
       return true;
     }
     if (path === '/_/dead-letters' && method === 'GET') {
@@ -230,6 +260,14 @@ function invalid(service: string, reason: string): NimbusError {
   return new NimbusError('NIMBUS_ERR_DEPLOY_INVALID', { service, reason });
 }
 
+function badRequest(reason: string): NimbusError {
+  return new NimbusError('NIMBUS_ERR_REQUEST_INVALID', { reason });
+}
+
+function decoded(part: string): string {
+  try { return decodeURIComponent(part); } catch { throw badRequest(`${JSON.stringify(part)} is not valid percent-encoding`); }
+}
+
 function parseJson(body: Buffer, what: string): unknown {
   try { return JSON.parse(body.toString('utf8')); } catch (e) {
     throw invalid(`(${what})`, `the request body is not JSON: ${(e as Error).message}`);
@@ -240,8 +278,19 @@ function numberParam(query: URLSearchParams, name: string, fallback: number): nu
   const raw = query.get(name);
   if (raw === null || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw invalid(`(${name})`, `${name} must be a number of at least 0, got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(n) || n < 0) throw badRequest(`${name} must be a number of at least 0, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** `{ name: "text" }` (string attributes) or SQS's own `{ name: { DataType, StringValue } }`. */
+function attributesOf(v: unknown): Record<string, { DataType: string; StringValue?: string }> | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new NimbusError('NIMBUS_ERR_MESSAGE_INVALID', { reason: 'attributes must be a mapping of names to values' });
+  const out: Record<string, { DataType: string; StringValue?: string }> = {};
+  for (const [k, a] of Object.entries(v as Record<string, unknown>)) {
+    out[k] = typeof a === 'object' && a !== null ? a as { DataType: string; StringValue?: string } : { DataType: typeof a === 'number' ? 'Number' : 'String', StringValue: String(a) };
+  }
+  return out;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9-_]{0,127}$/;

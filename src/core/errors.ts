@@ -136,6 +136,16 @@ export const errorCatalogue = {
     message: 'Cannot use the data directory {dir}: {reason}',
     hint: 'Pass a folder you can write with --data-dir (or NIMBUS_DATA_DIR); a data directory is used by one server at a time.',
   },
+  NIMBUS_ERR_REQUEST_INVALID: {
+    status: 400, fault: 'user',
+    message: 'Bad request: {reason}',
+    hint: 'docs/server.md lists the control API\'s endpoints and their parameters; the CLI sends them right.',
+  },
+  NIMBUS_ERR_SERVER_UNSANDBOXED: {
+    status: 500, fault: 'user',
+    message: 'nimbus server will not run functions unsandboxed: {reason}',
+    hint: 'Install bubblewrap (apt install bubblewrap) where it can make namespaces, or pass --allow-unsandboxed to run them as plain processes of the server\'s own user (any function can then read the data directory, credentials included).',
+  },
   NIMBUS_ERR_DEPLOY_INVALID: {
     status: 400, fault: 'user',
     message: 'Deploy of {service} refused: {reason}',
@@ -160,6 +170,21 @@ export const errorCatalogue = {
     status: 404, fault: 'user',
     message: 'Function {function} has no schedule rule',
     hint: 'Give the function a schedule event (events: [{ schedule: rate(1 hour) }]) and deploy; `nimbus schedule list` shows the rules.',
+  },
+  NIMBUS_ERR_QUEUE_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: '{reason}',
+    hint: 'Queues come from sqs events and AWS::SQS::Queue resources of a deployed serverless.yml; `nimbus queue list` shows them.',
+  },
+  NIMBUS_ERR_TOPIC_NOT_FOUND: {
+    status: 404, fault: 'user',
+    message: '{reason}',
+    hint: 'Topics come from sns events and AWS::SNS::Topic resources of a deployed serverless.yml; `nimbus topic list` shows them.',
+  },
+  NIMBUS_ERR_MESSAGE_INVALID: {
+    status: 400, fault: 'user',
+    message: '{reason}',
+    hint: 'SQS and SNS take a non-empty message of at most 256 KiB with at most 10 attributes; fix the message and send it again.',
   },
   NIMBUS_ERR_DEAD_LETTER_NOT_FOUND: {
     status: 404, fault: 'user',

@@ -73,7 +73,16 @@ export class Gateway {
 
   constructor(spec: GatewayService | readonly GatewayService[], private readonly invoke: Invoker, private readonly options: GatewayOptions = {}) {
     this.tables = (Array.isArray(spec) ? spec : [spec as GatewayService]).map(compile);
-    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => this.handle(req, res));
+    this.server = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+      try {
+        this.handle(req, res);
+      } catch (e) {
+        // A bug of ours (or a bad setting that slipped through) must cost one request, never the server.
+        this.options.log?.('', `Nimbus gateway error (please report it): ${(e as Error)?.stack ?? String(e)}\n`);
+        if (!res.headersSent) this.send(res, platformResponse('NIMBUS_ERR_GATEWAY_INTERNAL', 500, '{"message":"Internal Server Error"}'), req.method ?? 'GET');
+        else res.destroy();
+      }
+    });
   }
 
   /** Starts listening; resolves with the bound port. Rejects on EADDRINUSE and the like. */
@@ -121,8 +130,10 @@ export class Gateway {
         this.send(res, preflightResponse(cors, origin, req.headers['access-control-request-headers'] as string | undefined), method);
         return;
       }
-      match = t.rest.match(method, path);
-      if (match) { table = t; pathWithoutStage = path; break; }
+      const m = t.rest.match(method, path);
+      // Across services, as within one API: the most specific route wins.
+      if (m && (!match || moreSpecific(m.route.path, match.route.path))) { match = m; table = t; pathWithoutStage = path; }
+      if (m && tables.length === 1) break;
       restResource ||= t.rest.hasPath(path);
     }
     // The path is a REST resource: the REST API answers, even without a route for this method
@@ -147,8 +158,8 @@ export class Gateway {
       for (const t of tables) {
         const m = t.http.match(method, pathWithoutStage);
         if (!m) continue;
-        if (m.route.path !== '$default' || tables.length === 1) { match = m; table = t; break; }
-        if (!match) { match = m; table = t; }
+        if (tables.length === 1) { match = m; table = t; break; }
+        if (!match || moreSpecific(m.route.path, match.route.path)) { match = m; table = t; }
       }
     }
     if (!match) {
@@ -271,6 +282,25 @@ export class Gateway {
     }
     if (method === 'HEAD' || bodiless) res.end(); else res.end(r.body);
   }
+}
+
+/**
+ * True when route path `a` is more specific than `b`, segment by segment as
+ * API Gateway ranks them: a literal over a `{param}` over a greedy `{proxy+}`;
+ * `$default` last.
+ */
+export function moreSpecific(a: string, b: string): boolean {
+  if (a === b) return false;
+  if (b === '$default') return a !== '$default';
+  if (a === '$default') return false;
+  const rank = (seg: string) => (seg.endsWith('+}') ? 1 : seg.startsWith('{') ? 2 : 3);
+  const sa = a.split('/');
+  const sb = b.split('/');
+  for (let i = 0; i < Math.min(sa.length, sb.length); i++) {
+    const d = rank(sa[i]) - rank(sb[i]);
+    if (d !== 0) return d > 0;
+  }
+  return sa.length > sb.length;
 }
 
 function drain(req: http.IncomingMessage): void {

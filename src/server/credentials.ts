@@ -89,7 +89,7 @@ export function lockDataDir(dataDir: string): () => void {
       }
       const pid = Number(readFileSync(file, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new NimbusError('NIMBUS_ERR_SERVER_DATA_DIR', { dir: dataDir, reason: `another nimbus server (pid ${pid}) is using it` });
+        throw new NimbusError('NIMBUS_ERR_SERVER_DATA_DIR', { dir: dataDir, reason: `another nimbus server (pid ${pid}) is using it; if process ${pid} is not a nimbus server (a pid reused after a crash), delete ${file}` });
       }
       try { unlinkSync(file); } catch { /* raced */ }
     }

@@ -10,7 +10,7 @@ import { Gateway } from '../gateway/index.js';
 import { ControlServer, handleNimbusApi, type NimbusApiBackend } from '../control/index.js';
 import { NimbusError } from '../core/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { EventSources } from './sources.js';
+import { EventSources, eventsApi, messagingBackend, messagingOf } from './sources.js';
 import { functionArn } from '../sandbox/index.js';
 import { Platform, type PlatformOptions } from './platform.js';
 
@@ -40,10 +40,7 @@ function devApi(platform: Platform, sources: EventSources): NimbusApiBackend {
     remove: serverOnly, rollback: serverOnly, logs: () => [],
     metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
     prometheusText: serverOnly,
-    runSchedules: (name) => sources.runSchedules(platform.find(name)?.spec.name ?? name),
-    schedules: () => sources.schedules(),
-    deadLetters: (name) => sources.queue.deadLetters(name),
-    redrive: (id) => sources.queue.redrive(id) !== undefined,
+    ...eventsApi(sources, (name) => platform.find(name)?.spec.name ?? name),
   };
 }
 
@@ -80,23 +77,63 @@ export class DevServer {
    * Throws NimbusError for a bad config or code, and the listen error for a busy port.
    */
   static async start(options: DevOptions): Promise<DevServer> {
-    const platform = new Platform(options);
-    let spec: ServiceSpec;
+    // The control port is bound first: instances are told where the SQS and SNS APIs are.
+    let endpoint = '';
+    const platform = new Platform({
+      ...options,
+      environment: (spec): Record<string, string> => (spec.queues.length || spec.topics.length ? {
+        AWS_ENDPOINT_URL_SQS: endpoint, AWS_ENDPOINT_URL_SNS: endpoint,
+        // The SDK signs even when nothing checks: the host's own credentials, else placeholders.
+        AWS_ACCESS_KEY_ID: options.env.AWS_ACCESS_KEY_ID ?? 'nimbus-dev', AWS_SECRET_ACCESS_KEY: options.env.AWS_SECRET_ACCESS_KEY ?? 'nimbus-dev',
+      } : {}),
+    });
+    let self: DevServer | null = null;
+    let sources: EventSources | undefined;
+    const control = new ControlServer({
+      ready: () => self?.loaded ?? false,
+      resolve: (name) => {
+        const d = platform.find(name);
+        return d ? { arn: functionArn(d.spec) } : null;
+      },
+      arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
+      metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
+      invoke: (name, payload) => platform.invoke(platform.find(name)!.spec.key, payload),
+      // Stored before the 202, delivered with retries, as on the server.
+      invokeAsync: async (name, payload) => sources!.enqueue(platform.find(name)!.spec.name, payload),
+      routes: (req, res, body, path, query) => handleNimbusApi(devApi(platform, sources!), req, res, body, path, query),
+      messaging: {
+        get region() { return platform.spec.region; },
+        queueNames: () => sources!.queues.queueNames(),
+        topicNames: () => sources!.topics.topicNames(),
+        sendMessage: (q, b, o) => messagingBackend(sources!, platform.spec.region).sendMessage(q, b, o),
+        publish: (t, m, o) => messagingBackend(sources!, platform.spec.region).publish(t, m, o),
+      },
+    });
+    let controlPort: number;
     try {
-      spec = await platform.load();
+      controlPort = await control.listen(options.controlPort, '127.0.0.1');
     } catch (e) {
       await platform.close();
       throw e;
     }
-    let self: DevServer | null = null;
+    endpoint = `http://127.0.0.1:${controlPort}`;
+    let spec: ServiceSpec;
+    try {
+      spec = await platform.load();
+    } catch (e) {
+      await control.close();
+      await platform.close();
+      throw e;
+    }
     let store: Store;
     try {
       store = openSqliteStore(options.dataDir ?? join(spec.dir, '.nimbus'));
     } catch (e) {
+      await control.close();
       await platform.close();
       throw new NimbusError('NIMBUS_ERR_SERVER_DATA_DIR', { dir: options.dataDir ?? join(spec.dir, '.nimbus'), reason: (e as Error).message }, { cause: e });
     }
-    const sources = new EventSources({
+    sources = new EventSources({
       store,
       region: spec.region,
       invoke: async (name, _qualifier, payload, requestId) => {
@@ -117,25 +154,12 @@ export class DevServer {
       },
       integrationTimeoutMs: options.integrationTimeoutMs,
     });
-    const control = new ControlServer({
-      ready: () => self?.loaded ?? false,
-      resolve: (name) => {
-        const d = platform.find(name);
-        return d ? { arn: functionArn(d.spec) } : null;
-      },
-      arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
-      metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
-      invoke: (name, payload) => platform.invoke(platform.find(name)!.spec.key, payload),
-      // Stored before the 202, delivered with retries, as on the server.
-      invokeAsync: async (name, payload) => sources.enqueue(platform.find(name)!.spec.name, payload),
-      routes: (req, res, body, path, query) => handleNimbusApi(devApi(platform, sources), req, res, body, path, query),
-    });
     self = new DevServer(platform, gateway, control, options, store, sources);
-    self.setSchedules(spec);
+    self.controlPort = controlPort;
+    self.setSources(spec);
     sources.start();
     try {
       self.port = await gateway.listen(options.port, options.bind ?? '127.0.0.1');
-      self.controlPort = await control.listen(options.controlPort, '127.0.0.1');
     } catch (e) {
       await self.close();
       throw e;
@@ -155,6 +179,19 @@ export class DevServer {
     await this.sources.stop();
     await this.platform.close();
     this.store.close();
+  }
+
+  /** The schedules, queues and topics of the service, invoking `$LATEST`. */
+  private setSources(spec: ServiceSpec): void {
+    this.setSchedules(spec);
+    try {
+      this.sources.setMessaging('service', messagingOf(spec, (key) => {
+        const f = spec.functions.find((x) => x.key === key);
+        return f ? { functionName: f.name } : undefined;
+      }));
+    } catch (e) {
+      this.options.log(`queues and topics not set: ${(e as Error).message}\n`);
+    }
   }
 
   /** The schedule rules of the service, invoking `$LATEST`. */
@@ -196,7 +233,7 @@ export class DevServer {
       const before = describeService(this.platform.spec, this.port, this.controlPort, this.options.bind).join('\n');
       const spec = await this.platform.reload();
       this.gateway.reload(spec);
-      this.setSchedules(spec);
+      this.setSources(spec);
       this.options.log(`reloaded after a change to ${changed}\n`);
       const after = describeService(spec, this.port, this.controlPort, this.options.bind).join('\n');
       if (after !== before) this.options.log(`${after}\n`);

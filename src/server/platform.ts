@@ -34,6 +34,8 @@ export interface PlatformOptions extends Omit<HostOptions, 'onLog'> {
   /** Shared host facts (tests pass them to skip detection). */
   readonly hostRuntimes?: HostRuntimes;
   readonly limits?: LimitEnforcer;
+  /** Environment every function of the service gets under its own (e.g. where the SQS and SNS APIs are). */
+  readonly environment?: (spec: ServiceSpec) => Record<string, string>;
 }
 
 /**
@@ -141,7 +143,7 @@ export class Platform {
   }
 
   private apply(spec: ServiceSpec, modules: Map<string, string | undefined>): void {
-    const credentials = hostCredentials(this.options.env);
+    const credentials = { ...hostCredentials(this.options.env), ...this.options.environment?.(spec) };
     if (Object.keys(credentials).length) {
       spec = { ...spec, functions: spec.functions.map((f) => ({ ...f, environment: { ...credentials, ...f.environment } })) };
     }

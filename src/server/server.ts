@@ -11,12 +11,13 @@
  * newest deploy, as it does for a stack the Serverless Framework deploys.
  * https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html
  */
-import { existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FunctionSpec, InvocationResult, RouteSpec, ScheduleSpec } from '../core/index.js';
-import { NimbusError } from '../core/index.js';
+import type { FunctionSpec, InvocationResult, QueueEventSpec, QueueSpec, RouteSpec, ScheduleSpec, TopicEventSpec, TopicSpec } from '../core/index.js';
+import { NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import {
-  ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type DeployResult, type NimbusApiBackend, type ServiceInfo,
+  ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type NimbusApiBackend, type DeployResult, type ServiceInfo,
 } from '../control/index.js';
 import { Gateway, type GatewayService } from '../gateway/index.js';
 import {
@@ -28,7 +29,7 @@ import { PrometheusMetrics, summarise, type Prices } from '../telemetry/index.js
 import { loadCredentials, lockDataDir, type ServerCredentials } from './credentials.js';
 import { FunctionHost, type HostedFunction, type HostOptions } from './host.js';
 import { invocationRecord } from './platform.js';
-import { EventSources, type ScheduleTarget } from './sources.js';
+import { EventSources, eventsApi, messagingBackend, messagingOf, type ScheduleTarget } from './sources.js';
 
 /** Settings of `nimbus server`. */
 export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
@@ -53,6 +54,8 @@ export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
   readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
   /** Prices of the cost figures (default: Lambda's x86 list prices, $0.20 per million requests, $0.0000166667 per GB-second). */
   readonly prices?: Prices;
+  /** Run functions as plain child processes when bubblewrap cannot sandbox them (default: refuse to start). */
+  readonly allowUnsandboxed?: boolean;
   /** Region of ARNs and of functions created through the Lambda API (default us-east-1). */
   readonly region?: string;
   /** Waits before retries of failed asynchronous invocations, ms (default Lambda's ~1 and ~2 minutes; tests shorten them). */
@@ -78,6 +81,14 @@ export class NimbusServer implements NimbusApiBackend {
   sources!: EventSources;
   /** The Prometheus exposition (`GET /metrics` on the control port). */
   readonly prometheus: PrometheusMetrics;
+  /**
+   * The access key instances sign their SQS and SNS calls with: made at each
+   * start, never stored, allowed those APIs only.
+   */
+  private readonly instanceKey = {
+    accessKeyId: `NKIAFN${randomBytes(7).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64'),
+  };
   /** Aliases read from the store (null: none), by `name:alias`; dropped when the function changes. */
   private readonly aliases = new Map<string, AliasRecord | null>();
   /** Deploys, removes and rollbacks run one at a time. */
@@ -110,13 +121,18 @@ export class NimbusServer implements NimbusApiBackend {
     try {
       release = lockDataDir(options.dataDir);
       const credentials = loadCredentials(options.dataDir);
+      openCodeToSandbox(options.dataDir);
       const runtimes = options.hostRuntimes ?? detectHostRuntimes(options.pythonCommand ?? 'python3', options.env as NodeJS.ProcessEnv, true);
       const host = new FunctionHost(runtimes, options.limits ?? detectLimitEnforcer(), {
         ...options,
         onLog: (spec, text) => options.log(text, spec),
       });
       const readable = [join(options.dataDir, 'code'), ...runtimeReadPaths('node', runtimes), ...(runtimes.python ? runtimeReadPaths('python', runtimes) : [])];
-      host.decideIsolation(options.isolation ?? 'auto', readable);
+      const isolation = host.decideIsolation(options.isolation ?? 'auto', readable);
+      // Without a sandbox a function runs as the server's user and can read the data directory (the admin token).
+      if (isolation.kind === 'none' && !options.allowUnsandboxed) {
+        throw new NimbusError('NIMBUS_ERR_SERVER_UNSANDBOXED', { reason: isolation.description });
+      }
       self = new NimbusServer(options, store, credentials, host, release);
       await self.listen();
       return self;
@@ -155,8 +171,11 @@ export class NimbusServer implements NimbusApiBackend {
       routes: (req, res, body, path, query) => handleNimbusApi(this, req, res, body, path, query),
       auth: createAuthenticator({
         adminToken: this.credentials.adminToken,
-        accessKeys: new Map(this.credentials.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey])),
+        accessKeys: new Map([...this.credentials.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey] as const),
+          [this.instanceKey.accessKeyId, this.instanceKey.secretAccessKey] as const]),
       }, { tokenFile: join(this.options.dataDir, 'admin-token') }),
+      messaging: messagingBackend(this.sources, this.region),
+      messagingOnlyKeys: new Set([this.instanceKey.accessKeyId]),
       lambda: new LambdaManagementApi({
         store: this.store,
         region: this.region,
@@ -164,13 +183,14 @@ export class NimbusServer implements NimbusApiBackend {
         changed: (name) => this.changed(name),
       }),
     });
+    // The control port first: instances are told where to send messages (AWS_ENDPOINT_URL_SQS / _SNS).
+    this.controlPort = await this.control.listen(this.options.controlPort, this.options.controlHost ?? '127.0.0.1');
     for (const record of this.active.values()) {
       await this.warm(record);
-      this.setSchedules(record);
+      this.setSources(record);
     }
     this.sources.start();
     this.port = await this.gateway.listen(this.options.port, this.options.host ?? '127.0.0.1');
-    this.controlPort = await this.control.listen(this.options.controlPort, this.options.controlHost ?? '127.0.0.1');
     this.ready = true;
   }
 
@@ -287,7 +307,8 @@ export class NimbusServer implements NimbusApiBackend {
     const { provisionedConcurrency, ...config } = v.config as FunctionConfig;
     // Provisioned concurrency applies to the version a deployment serves (its alias), not to every version.
     const provisioned = provisionedConcurrency && this.serving().has(target) ? { provisionedConcurrency } : {};
-    const spec: FunctionSpec = { ...config, ...provisioned, codeDir, ...(version === '$LATEST' ? {} : { version }) };
+    const environment = { ...this.instanceEnvironment(), ...config.environment };
+    const spec: FunctionSpec = { ...config, environment, ...provisioned, codeDir, ...(version === '$LATEST' ? {} : { version }) };
     const bundle = join(codeDir, '.nimbus', 'build', `${spec.key}.mjs`);
     // A package from `nimbus deploy` brings its TypeScript bundles; one from the Lambda API may bring sources.
     const modulePath = existsSync(bundle) ? bundle : await prepareModule(spec, join(this.options.dataDir, 'build', v.codeSha256));
@@ -323,13 +344,13 @@ export class NimbusServer implements NimbusApiBackend {
   }
 
   putArtifact(zip: Buffer): { sha256: string; size: number } {
-    const stored = this.store.putArtifact(zip);
     try {
+      const stored = this.store.putArtifact(zip);
       this.store.artifactDir(stored.sha256);
+      return stored;
     } catch (e) {
       throw new NimbusError('NIMBUS_ERR_DEPLOY_INVALID', { service: '(upload)', reason: `the package is not a valid zip: ${(e as Error).message}` });
     }
-    return stored;
   }
 
   deploy(manifest: DeployManifest): Promise<DeployResult> {
@@ -345,7 +366,22 @@ export class NimbusServer implements NimbusApiBackend {
     const keys = new Set(m.functions.map((f) => f.key));
     for (const k of m.only ?? []) if (!keys.has(k)) throw invalid(`function ${k} is not in the service (functions: ${[...keys].join(', ') || 'none'})`);
     const routes = m.only ? previous!.routes : m.routes.map((r) => checkRoute(r, keys, invalid));
+    checkGatewaySettings(m, invalid);
     this.checkConflicts(m.service, m.stage, routes);
+    // A function name belongs to one service (as a CloudFormation stack owns its functions).
+    const seen = new Set<string>();
+    for (const f of m.functions) {
+      if (seen.has(f.name)) throw invalid(`two functions are named ${f.name}`);
+      seen.add(f.name);
+      const owner = this.records().find((r) => !(r.name === m.service && r.stage === m.stage) && Object.values(r.functions).includes(f.name));
+      const stored = this.store.getVersion(f.name, '$LATEST');
+      if (owner || (stored && !(stored.config.service === m.service && stored.config.stage === m.stage))) {
+        throw new NimbusError('NIMBUS_ERR_DEPLOY_CONFLICT', {
+          service: m.service, route: `(function name ${f.name})`,
+          other: owner ? `${owner.name} (stage ${owner.stage})` : stored!.config.service ? `${stored!.config.service} (stage ${stored!.config.stage})` : 'a function created with the Lambda API',
+        });
+      }
+    }
 
     // Every function must be runnable from the package before anything changes.
     const configs = new Map<string, FunctionConfig>();
@@ -378,7 +414,8 @@ export class NimbusServer implements NimbusApiBackend {
       versions[key] = this.store.publishVersion(config.name).version;
       names[key] = config.name;
     }
-    const unchanged = previous !== undefined && sameVersions(previous.versions, versions) && JSON.stringify(previous.routes) === JSON.stringify(routes)
+    const unchanged = previous !== undefined && sameVersions(previous.versions, versions) && sameVersions(previous.functions, names)
+      && JSON.stringify(previous.routes) === JSON.stringify(routes)
       && (m.only !== undefined || JSON.stringify(sourcesOf(previous.gateway)) === JSON.stringify(sourcesOf({ schedules: m.schedules ?? [], queues: m.queues ?? [], queueEvents: m.queueEvents ?? [], topics: m.topics ?? [], topicEvents: m.topicEvents ?? [] })));
     if (unchanged) return this.result(previous, false);
 
@@ -422,7 +459,7 @@ export class NimbusServer implements NimbusApiBackend {
     }
     this.gateway.reload(this.gatewayServices());
     await this.warm(record);
-    this.setSchedules(record);
+    this.setSources(record);
     if (!previous) return;
     const serving = this.serving();
     for (const [key, name] of Object.entries(previous.functions)) {
@@ -443,6 +480,7 @@ export class NimbusServer implements NimbusApiBackend {
       this.active.delete(serviceKey(name, stage));
       this.gateway.reload(this.gatewayServices());
       this.sources.setSchedules(serviceKey(name, stage), []);
+      this.sources.setMessaging(serviceKey(name, stage), undefined);
       this.store.deleteService(name, stage);
       for (const fn of Object.values(record.functions)) this.deleteFunction(fn);
     });
@@ -506,7 +544,9 @@ export class NimbusServer implements NimbusApiBackend {
 
   /** Metrics and cost of one function (or all) from the stored records since `sinceMs`; null for an unknown function. */
   metrics(functionName: string | undefined, sinceMs: number): unknown {
-    if (functionName !== undefined && !this.store.getVersion(functionName, '$LATEST')) return null;
+    if (functionName !== undefined && !this.store.getVersion(functionName, '$LATEST')) {
+      throw new NimbusError('NIMBUS_ERR_INVOKE_FUNCTION_NOT_FOUND', { function: `${functionName} (nimbus info lists the functions)` });
+    }
     const records = this.store.invocations(functionName, sinceMs);
     const windowMs = { from: sinceMs > 0 ? sinceMs : (records[0]?.startMs ?? Date.now()), to: Date.now() };
     const prices = this.options.prices;
@@ -520,6 +560,39 @@ export class NimbusServer implements NimbusApiBackend {
       min = Math.max(min, d.spec.provisionedConcurrency ?? 0);
     }
     return { function: functionName, ...summarise(records, { windowMs, prices, ...(peak > 0 ? { instances: { peak, min } } : {}) }) };
+  }
+
+  /**
+   * What every instance of the server gets besides its function's own
+   * environment: the SQS and SNS endpoints (the AWS SDKs read
+   * AWS_ENDPOINT_URL_<SERVICE>) and the key to sign with, so code written for
+   * AWS sends to Nimbus's queues and topics unchanged.
+   */
+  private instanceEnvironment(): Record<string, string> {
+    const host = this.options.controlHost ?? '127.0.0.1';
+    const endpoint = `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${this.controlPort}`;
+    return {
+      AWS_ENDPOINT_URL_SQS: endpoint, AWS_ENDPOINT_URL_SNS: endpoint,
+      AWS_ACCESS_KEY_ID: this.instanceKey.accessKeyId, AWS_SECRET_ACCESS_KEY: this.instanceKey.secretAccessKey,
+    };
+  }
+
+  /** A service's schedules, queues and topics, aimed at the version (or alias) its routes serve. */
+  private setSources(record: ServiceRecord): void {
+    this.setSchedules(record);
+    const target = (key: string) => {
+      const name = record.functions[key];
+      if (!name) return undefined;
+      const version = record.versions[key];
+      const config = this.store.getVersion(name, version)?.config;
+      return { functionName: name, qualifier: (config && aliasOf(config)) ?? version };
+    };
+    const g = record.gateway as { queues?: QueueSpec[]; queueEvents?: QueueEventSpec[]; topics?: TopicSpec[]; topicEvents?: TopicEventSpec[] };
+    try {
+      this.sources.setMessaging(serviceKey(record.name, record.stage), messagingOf(g, target));
+    } catch (e) {
+      this.options.log(`queues and topics of ${record.name} (${record.stage}) not set: ${(e as Error).message}\n`);
+    }
   }
 
   /** The schedule rules of a service, aimed at the version (or alias) its routes serve. */
@@ -540,20 +613,17 @@ export class NimbusServer implements NimbusApiBackend {
     }
   }
 
-  runSchedules(functionName: string): Promise<string[]> {
-    return this.sources.runSchedules(functionName);
-  }
+  runSchedules(functionName: string): Promise<string[]> { return this.events().runSchedules(functionName); }
+  schedules(): unknown[] { return this.events().schedules(); }
+  deadLetters(functionName: string | undefined): unknown[] { return this.events().deadLetters(functionName); }
+  redrive(id: number): boolean { return this.events().redrive(id); }
+  sendMessage(...a: Parameters<NimbusApiBackend['sendMessage']>): { messageId: string } { return this.events().sendMessage(...a); }
+  publish(...a: Parameters<NimbusApiBackend['publish']>): { messageId: string } { return this.events().publish(...a); }
+  queueStats(): unknown[] { return this.events().queueStats(); }
+  topicStats(): unknown[] { return this.events().topicStats(); }
 
-  schedules(): unknown[] {
-    return this.sources.schedules();
-  }
-
-  deadLetters(functionName: string | undefined): unknown[] {
-    return this.sources.queue.deadLetters(functionName);
-  }
-
-  redrive(id: number): boolean {
-    return this.sources.queue.redrive(id) !== undefined;
+  private events(): ReturnType<typeof eventsApi> {
+    return eventsApi(this.sources, (name) => name);
   }
 
   async prometheusText(): Promise<{ contentType: string; text: string }> {
@@ -613,7 +683,11 @@ export class NimbusServer implements NimbusApiBackend {
       if (other.name === service && other.stage === stage) continue;
       for (const a of routes) {
         for (const b of other.routes) {
-          if (a.api !== b.api || a.path !== b.path) continue;
+          if (a.api !== b.api) continue;
+          // Same path but for parameter names, or a greedy route ({proxy+}, $default) over the other's paths.
+          const [sa, sb] = [routeShape(a.path), routeShape(b.path)];
+          const greedy = (x: string, y: string) => x === '$default' || (/\{[^}]+\+\}$/.test(x) && (y + '/').startsWith(x.replace(/\{[^}]+\+\}$/, '')));
+          if (sa !== sb && !greedy(a.path, b.path) && !greedy(b.path, a.path)) continue;
           if (a.api === 'REST' && stage !== other.stage) continue;
           if (a.method !== b.method && a.method !== 'ANY' && b.method !== 'ANY') continue;
           const route = a.api === 'REST' ? `${a.method} /${stage}${a.path}` : `${a.method} ${a.path}`;
@@ -641,6 +715,22 @@ export class NimbusServer implements NimbusApiBackend {
 /** The alias a function's routes invoke: its `alias:`, else `provisioned` when it has provisioned concurrency. */
 function aliasOf(config: FunctionConfig): string | undefined {
   return config.alias ?? (config.provisionedConcurrency ? 'provisioned' : undefined);
+}
+
+/**
+ * Lets the sandbox's unprivileged uid (65534) reach the extracted code, so
+ * instances can drop to it: the data directory becomes traversable (0711, not
+ * listable), `code/` readable (0755; each package in it is read-only). The
+ * database, the uploaded zips and the credentials stay the owner's only.
+ */
+function openCodeToSandbox(dataDir: string): void {
+  try {
+    chmodSync(dataDir, 0o711);
+    chmodSync(join(dataDir, 'code'), 0o755);
+    for (const f of ['nimbus.db', 'nimbus.db-wal', 'nimbus.db-shm']) if (existsSync(join(dataDir, f))) chmodSync(join(dataDir, f), 0o600);
+  } catch {
+    // Not ours to change (another owner): instances then run as the server's uid, as the start-up log says.
+  }
 }
 
 /** The event sources kept in a service record's settings. */
@@ -672,18 +762,69 @@ function checkRoute(r: RouteSpec, keys: ReadonlySet<string>, invalid: (reason: s
     throw invalid(`a route is malformed: ${JSON.stringify(r)}`);
   }
   if (!keys.has(r.functionKey)) throw invalid(`route ${r.method} ${r.path} targets function ${r.functionKey}, which the service does not have`);
+  if (!METHODS.has(r.method)) throw invalid(`route ${r.method} ${r.path}: the method must be one of ${[...METHODS].join(', ')}`);
+  if (!(r.path === '$default' && r.api === 'HTTP') && !/^\/[^\s?#]*$/.test(r.path)) throw invalid(`route ${r.method} ${r.path}: a path starts with / (or is $default, HTTP API only)`);
+  if (r.payloadFormatVersion !== '1.0' && r.payloadFormatVersion !== '2.0') throw invalid(`route ${r.method} ${r.path}: payloadFormatVersion must be 1.0 or 2.0`);
   return r;
 }
 
-/** The configuration of a deployed function, checked for what the host needs to run it. */
+/** Function keys as serverless.yml allows them, minus names that are special to JavaScript objects. */
+const FUNCTION_KEY = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+const SPECIAL_KEYS = new Set(['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'valueOf']);
+/** Lambda's function name pattern (the short form). https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html */
+const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const ENV_NAME = /^[a-zA-Z][a-zA-Z0-9_]*$/;
+const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY']);
+
+/**
+ * The configuration of a deployed function, checked as the serverless.yml
+ * loader and CreateFunction check it (a manifest may come from any client).
+ */
 function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, invalid: (reason: string) => Error): FunctionConfig {
   const c = f as unknown as FunctionConfig;
-  if (typeof c.handler !== 'string' || c.handler === '') throw invalid(`function ${c.key} has no handler`);
-  if (c.language !== 'node' && c.language !== 'python') throw invalid(`function ${c.key}: runtime ${String(c.runtime)} is not one Nimbus runs (nodejs*, python3.*)`);
-  if (typeof c.memorySize !== 'number' || c.memorySize < 128 || c.memorySize > 10240) throw invalid(`function ${c.key}: memorySize must be 128–10240 MB`);
-  if (typeof c.timeout !== 'number' || c.timeout <= 0 || c.timeout > 900) throw invalid(`function ${c.key}: timeout must be 1–900 s`);
+  const fn = `function ${JSON.stringify(c.key)}`;
+  if (typeof c.key !== 'string' || !FUNCTION_KEY.test(c.key) || SPECIAL_KEYS.has(c.key)) throw invalid(`${fn}: a function key is letters, digits, - and _ (and not a JavaScript special name)`);
+  if (typeof c.name !== 'string' || !FUNCTION_NAME.test(c.name)) throw invalid(`${fn}: name ${JSON.stringify(c.name)} is not a Lambda function name (1 to 64 letters, digits, - and _)`);
+  if (typeof c.handler !== 'string' || c.handler === '' || c.handler.startsWith('/') || c.handler.split(/[/\\]/).includes('..')) {
+    throw invalid(`${fn}: handler ${JSON.stringify(c.handler)} must be a path inside the package (file.export)`);
+  }
+  const language = typeof c.runtime === 'string' ? (/^nodejs\d+\.x$/.test(c.runtime) ? 'node' : /^python3\.\d+$/.test(c.runtime) ? 'python' : undefined) : undefined;
+  if (!language || c.language !== language) throw invalid(`${fn}: runtime ${String(c.runtime)} is not one Nimbus runs (nodejsNN.x, python3.NN)`);
+  if (typeof c.memorySize !== 'number' || !Number.isInteger(c.memorySize) || c.memorySize < 128 || c.memorySize > 10240) throw invalid(`${fn}: memorySize must be a whole number of MB from 128 to 10240`);
+  if (typeof c.timeout !== 'number' || !(c.timeout >= 0.1) || c.timeout > 900) throw invalid(`${fn}: timeout must be 1–900 s`);
+  for (const key of ['reservedConcurrency', 'provisionedConcurrency'] as const) {
+    const v = c[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1000)) throw invalid(`${fn}: ${key} must be a whole number from 0 to 1000`);
+  }
+  if ((c.provisionedConcurrency ?? 0) > (c.reservedConcurrency ?? Infinity)) throw invalid(`${fn}: provisionedConcurrency is above reservedConcurrency`);
+  const env = c.environment ?? {};
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalid(`${fn}: environment must be a mapping of names to strings`);
+  for (const [k, v] of Object.entries(env)) {
+    if (!ENV_NAME.test(k)) throw invalid(`${fn}: environment variable ${JSON.stringify(k)} is not a valid name`);
+    if (RESERVED_ENVIRONMENT.has(k)) throw invalid(`${fn}: environment variable ${k} is set by the Lambda runtime and cannot be set`);
+    if (typeof v !== 'string') throw invalid(`${fn}: environment variable ${k} must be a string`);
+  }
+  if (c.alias !== undefined && (typeof c.alias !== 'string' || !/^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/.test(c.alias))) throw invalid(`${fn}: alias ${JSON.stringify(c.alias)} is not a Lambda alias name`);
   const { codeDir: _ignored, ...rest } = f as Record<string, unknown>;
-  return { ...(rest as unknown as FunctionConfig), service: m.service, stage: m.stage, region: m.region, environment: c.environment ?? {} };
+  return { ...(rest as unknown as FunctionConfig), service: m.service, stage: m.stage, region: m.region, environment: env };
+}
+
+/** Checks the gateway settings of a manifest (a bad CORS setting must not reach the gateway). */
+function checkGatewaySettings(m: DeployManifest, invalid: (reason: string) => Error): void {
+  if (!Array.isArray(m.binaryMediaTypes) || m.binaryMediaTypes.some((t) => typeof t !== 'string')) throw invalid('binaryMediaTypes must be a list of media types');
+  const c = m.httpApiCors as unknown;
+  if (c === undefined) return;
+  const list = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  const cors = c as Record<string, unknown>;
+  if (typeof c !== 'object' || c === null || !list(cors.allowOrigins) || !list(cors.allowMethods) || !list(cors.allowHeaders) || !list(cors.exposeHeaders)
+    || typeof cors.allowCredentials !== 'boolean' || (cors.maxAge !== undefined && typeof cors.maxAge !== 'number')) {
+    throw invalid('httpApiCors must be { allowOrigins, allowMethods, allowHeaders, exposeHeaders: lists of strings, allowCredentials: boolean, maxAge?: seconds }');
+  }
+}
+
+/** A route's path with parameter names dropped, so `/users/{id}` and `/users/{userId}` compare equal. */
+function routeShape(path: string): string {
+  return path.replace(/\{[^}+]+\}/g, '{}');
 }
 
 /** Why the handler's file is not in the package, or null when it is. */

@@ -4,12 +4,15 @@
  * schedules that feed it. Used by `nimbus server` and `nimbus dev` alike;
  * every accepted event is in the store before it is acknowledged.
  */
-import type { InvocationResult, ScheduleSpec } from '../core/index.js';
+import type { InvocationResult, QueueSpec, ScheduleSpec, TopicSpec } from '../core/index.js';
 import {
-  AsyncQueue, compileTargetInput, destinationDelivery, ruleArn, scheduledEvent, scheduledEventId, Scheduler,
-  type AsyncInvokeConfig, type ScheduleRule, type TargetInputBuilder,
+  AsyncQueue, compileTargetInput, destinationDelivery, QueueBroker, ruleArn, scheduledEvent, scheduledEventId, Scheduler, TopicBroker,
+  type AsyncInvokeConfig, type QueueMapping, type ScheduleRule, type TargetInputBuilder, type TopicSubscription,
 } from '../events/index.js';
 import type { Store } from '../store/index.js';
+import { MessagingError, type MessagingBackend, type NimbusApiBackend } from '../control/index.js';
+import { NimbusError } from '../core/index.js';
+import type { QueueEventSpec, TopicEventSpec } from '../core/index.js';
 
 /** The account id in ARNs. */
 const ACCOUNT_ID = '000000000000';
@@ -51,11 +54,22 @@ export interface SourcesOptions {
   readonly reclaimOnStart?: boolean;
 }
 
-/** The async queue and the scheduler of one platform. */
+/** The queues, topics and their subscribers of one service, functions by name. */
+export interface ServiceMessaging {
+  readonly queues: readonly QueueSpec[];
+  readonly mappings: readonly QueueMapping[];
+  readonly topics: readonly TopicSpec[];
+  readonly subscriptions: readonly TopicSubscription[];
+}
+
+/** The async queue, the scheduler, the queues and the topics of one platform. */
 export class EventSources {
   readonly queue: AsyncQueue;
+  readonly queues: QueueBroker;
+  readonly topics: TopicBroker;
   private readonly scheduler: Scheduler<Rule>;
   private readonly rules = new Map<string, Rule[]>();
+  private readonly messaging = new Map<string, ServiceMessaging>();
 
   constructor(private readonly options: SourcesOptions) {
     this.queue = new AsyncQueue({
@@ -69,6 +83,18 @@ export class EventSources {
       onError: (message) => options.log(`asynchronous invocation: ${message}\n`),
     });
     const store = options.store;
+    // A queue's batch is a synchronous invocation; the broker deletes or keeps messages by its result.
+    this.queues = new QueueBroker({
+      store, region: options.region, reclaimOnStart: options.reclaimOnStart ?? false,
+      invoke: (fn, payload, qualifier) => options.invoke(fn, qualifier, payload, globalThis.crypto.randomUUID()),
+      onError: (message) => options.log(`queue: ${message}\n`),
+    });
+    // SNS invokes its subscribers asynchronously: each delivery is an event in the async queue.
+    this.topics = new TopicBroker({
+      store, region: options.region,
+      enqueueAsync: (fn, payload, requestId, qualifier) => this.queue.enqueue(fn, payload, qualifier, requestId),
+      onError: (message) => options.log(`topic: ${message}\n`),
+    });
     this.scheduler = new Scheduler<Rule>({
       now: Date.now,
       setTimer: (fn, ms) => setTimeout(fn, ms).unref(),
@@ -87,9 +113,26 @@ export class EventSources {
     });
   }
 
-  /** Starts delivering queued events (those a previous run left included). */
+  /** Starts delivering queued events, messages and fan-outs (those a previous run left included). */
   start(): void {
     this.queue.start();
+    this.queues.start();
+    this.topics.start();
+  }
+
+  /**
+   * Replaces the queues, topics and subscribers of one service (`key`:
+   * service and stage). Queues and topics are shared by name across services.
+   */
+  setMessaging(key: string, m: ServiceMessaging | undefined): void {
+    if (m) this.messaging.set(key, m); else this.messaging.delete(key);
+    const all = [...this.messaging.values()];
+    const queues = new Map(all.flatMap((x) => x.queues).map((q) => [q.name, q]));
+    const topics = new Map(all.flatMap((x) => x.topics).map((t) => [t.name, t]));
+    this.queues.ensureQueues([...queues.values()]);
+    this.queues.setMappings(all.flatMap((x) => x.mappings));
+    this.topics.ensureTopics([...topics.values()]);
+    this.topics.setSubscriptions(all.flatMap((x) => x.subscriptions));
   }
 
   /**
@@ -139,6 +182,75 @@ export class EventSources {
   /** Stops firing and lets deliveries in flight finish (up to `deadlineMs`). */
   async stop(deadlineMs = 10_000): Promise<void> {
     await this.scheduler.close();
+    await Promise.all([this.queues.stop(deadlineMs), this.topics.stop()]);
     await this.queue.stop(deadlineMs);
   }
+}
+
+/**
+ * A service's queues, topics and subscribers with functions by name:
+ * `target(key)` gives the function name and the version or alias to invoke.
+ */
+export function messagingOf(
+  s: { readonly queues?: readonly QueueSpec[]; readonly queueEvents?: readonly QueueEventSpec[]; readonly topics?: readonly TopicSpec[]; readonly topicEvents?: readonly TopicEventSpec[] },
+  target: (functionKey: string) => { functionName: string; qualifier?: string } | undefined,
+): ServiceMessaging {
+  const mappings: QueueMapping[] = [];
+  for (const { functionKey, ...e } of s.queueEvents ?? []) {
+    const t = target(functionKey);
+    if (t) mappings.push({ ...e, functionName: t.functionName, ...(t.qualifier ? { qualifier: t.qualifier } : {}) });
+  }
+  const subscriptions: TopicSubscription[] = [];
+  for (const { functionKey, ...e } of s.topicEvents ?? []) {
+    const t = target(functionKey);
+    if (t) subscriptions.push({ ...e, functionName: t.functionName, ...(t.qualifier ? { qualifier: t.qualifier } : {}) });
+  }
+  return { queues: s.queues ?? [], mappings, topics: s.topics ?? [], subscriptions };
+}
+
+/** The SQS and SNS APIs' view of the event sources (their refusals in the services' terms). */
+export function messagingBackend(sources: EventSources, region: string): MessagingBackend {
+  const refusal = (e: unknown): never => {
+    const err = e as Error & { code?: string; status?: number };
+    if (err?.name === 'EventSourceError' && err.code) throw new MessagingError(err.code, err.message, err.status ?? 400);
+    throw e;
+  };
+  return {
+    region,
+    queueNames: () => sources.queues.queueNames(),
+    topicNames: () => sources.topics.topicNames(),
+    sendMessage: async (queue, body, options) => {
+      try { return sources.queues.sendMessage(queue, body, options); } catch (e) { return refusal(e); }
+    },
+    publish: async (topic, message, options) => {
+      try { return sources.topics.publish(topic, message, options); } catch (e) { return refusal(e); }
+    },
+  };
+}
+
+/** Runs a broker call, turning its refusal into the Nimbus error the CLI explains. */
+export function asNimbusError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    const err = e as Error & { code?: string; status?: number };
+    if (err?.name !== 'EventSourceError') throw e;
+    if (err.status === 404) throw new NimbusError(err.code === 'NotFound' ? 'NIMBUS_ERR_TOPIC_NOT_FOUND' : 'NIMBUS_ERR_QUEUE_NOT_FOUND', { reason: err.message });
+    throw new NimbusError('NIMBUS_ERR_MESSAGE_INVALID', { reason: err.message });
+  }
+}
+
+/** The `/_/` endpoints' view of the queues, topics, schedules and dead letters. */
+export function eventsApi(sources: EventSources, functionName: (nameOrKey: string) => string): Pick<NimbusApiBackend,
+  'runSchedules' | 'schedules' | 'deadLetters' | 'redrive' | 'sendMessage' | 'publish' | 'queueStats' | 'topicStats'> {
+  return {
+    runSchedules: (name) => sources.runSchedules(functionName(name)),
+    schedules: () => sources.schedules(),
+    deadLetters: (name) => sources.queue.deadLetters(name),
+    redrive: (id) => sources.queue.redrive(id) !== undefined,
+    sendMessage: (queue, body, options) => asNimbusError(() => sources.queues.sendMessage(queue, body, options)),
+    publish: (topic, message, options) => asNimbusError(() => sources.topics.publish(topic, message, options)),
+    queueStats: () => sources.queues.stats(),
+    topicStats: () => sources.topics.subscriptions(),
+  };
 }
