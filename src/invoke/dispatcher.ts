@@ -109,6 +109,7 @@ export class FunctionDispatcher implements CapacityMember {
   private readonly ticker: NodeJS.Timeout;
   private queueTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private draining = false;
   private readonly now: () => number;
   private policy: ScalingPolicy;
 
@@ -159,6 +160,9 @@ export class FunctionDispatcher implements CapacityMember {
    * finish (up to their timeout), then every instance stops.
    */
   async drain(): Promise<void> {
+    // Idle instances give their memory back at once, busy ones when they finish: the version replacing this one needs it.
+    this.draining = true;
+    for (const inst of this.idle.splice(0)) this.retire(inst);
     const until = Date.now() + this.spec.timeout * 1000 + 10_000;
     while ((this.busy > 0 || this.queue.length > 0 || this.starting > 0) && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 50));
@@ -336,6 +340,8 @@ export class FunctionDispatcher implements CapacityMember {
     if (next) {
       this.run(inst, next);
       this.armQueueTimer(this.now());
+    } else if (this.draining) {
+      this.retire(inst);
     } else {
       inst.lastUsedMs = this.now();
       this.idle.push(inst);
