@@ -61,6 +61,21 @@ describe('sqlite store', () => {
   });
 
   describe('artifacts', () => {
+    it('refuses a zip whose headers lie about its sizes (a zip bomb) instead of inflating it', () => {
+      const bomb = Buffer.from(zipSync({ 'h.js': new Uint8Array(4 * 1024 * 1024) }, { level: 9 }));
+      // Say 100 bytes in the local header (offset 22) and in the central directory (offset 24).
+      bomb.writeUInt32LE(100, 22);
+      const central = bomb.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+      bomb.writeUInt32LE(100, central + 24);
+      const started = Date.now();
+      assert.throws(() => store.artifactDir(store.putArtifact(bomb).sha256), /"h\.js" does not inflate to its declared 100 bytes/);
+      assert.ok(Date.now() - started < 2000);
+      // A changed byte: the CRC-32 check catches it.
+      const good = Buffer.from(zipSync({ 'a.txt': [new TextEncoder().encode('hello world'), { level: 0 }] }));
+      good[good.indexOf(Buffer.from('hello')) + 1] = 0x45;
+      assert.throws(() => store.artifactDir(store.putArtifact(good).sha256), /does not match its declared size or CRC-32/);
+    });
+
     const zip = Buffer.from(zipSync({
       'index.js': [text('exports.handler = async () => 1;\n'), { os: UNIX, attrs: (0o100644 << 16) >>> 0 }],
       'bin/': [new Uint8Array(0), { os: UNIX, attrs: (0o040755 << 16) >>> 0 }],

@@ -9,7 +9,7 @@
  */
 import { chmodSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { unzipSync } from 'fflate';
+import { crc32, inflateRawSync } from 'node:zlib';
 
 /** Lambda's limit on the unzipped size of a function's code (250 MB). https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
 export const MAX_UNZIPPED_BYTES = 250 * 1024 * 1024;
@@ -28,6 +28,12 @@ export interface ZipEntry {
   readonly isDirectory: boolean;
   readonly isSymlink: boolean;
   readonly uncompressedSize: number;
+  /** 0 stored, 8 deflated (the only two accepted). */
+  readonly method: number;
+  readonly crc32: number;
+  readonly compressedSize: number;
+  /** Offset of the entry's local header. */
+  readonly localOffset: number;
 }
 
 /**
@@ -58,12 +64,22 @@ export function readZipEntries(zip: Uint8Array): ZipEntry[] {
     const host = zip[offset + 5];
     const flags = view.getUint16(offset + 8, true);
     let uncompressedSize = view.getUint32(offset + 24, true);
+    let compressedSize = view.getUint32(offset + 20, true);
+    let localOffset = view.getUint32(offset + 42, true);
+    const method = view.getUint16(offset + 10, true);
+    const crc = view.getUint32(offset + 16, true);
     const nameLength = view.getUint16(offset + 28, true);
     const extraLength = view.getUint16(offset + 30, true);
     const commentLength = view.getUint16(offset + 32, true);
     const external = view.getUint32(offset + 38, true);
     const nameBytes = zip.subarray(offset + 46, offset + 46 + nameLength);
-    if (uncompressedSize === 0xffffffff) uncompressedSize = zip64Size(view, offset + 46 + nameLength, extraLength) ?? uncompressedSize;
+    if (uncompressedSize === 0xffffffff || compressedSize === 0xffffffff || localOffset === 0xffffffff) {
+      // The ZIP64 extra field lists, in this order, the sizes and the offset that do not fit 32 bits (APPNOTE 4.5.3).
+      const big = zip64Fields(view, offset + 46 + nameLength, extraLength);
+      if (uncompressedSize === 0xffffffff) uncompressedSize = big.shift() ?? uncompressedSize;
+      if (compressedSize === 0xffffffff) compressedSize = big.shift() ?? compressedSize;
+      if (localOffset === 0xffffffff) localOffset = big.shift() ?? localOffset;
+    }
     // Bit 11: the name is UTF-8; else it is CP437, read byte by byte as fflate does, so the names match its output.
     const name = (flags & 0x800) !== 0 ? utf8.decode(nameBytes) : String.fromCharCode(...nameBytes);
     checkEntryName(name);
@@ -71,7 +87,8 @@ export function readZipEntries(zip: Uint8Array): ZipEntry[] {
     const mode = unixMode !== 0 ? unixMode : undefined;
     const isDirectory = name.endsWith('/') || (mode !== undefined ? (mode & S_IFMT) === S_IFDIR : (external & DOS_DIRECTORY) !== 0);
     const isSymlink = mode !== undefined && (mode & S_IFMT) === S_IFLNK;
-    entries.push({ name, mode, isDirectory, isSymlink, uncompressedSize });
+    if (!isDirectory && method !== 0 && method !== 8) throw new Error(`zip entry ${JSON.stringify(name)} uses compression method ${method}; only stored (0) and deflate (8) are supported`);
+    entries.push({ name, mode, isDirectory, isSymlink, uncompressedSize, method, crc32: crc, compressedSize, localOffset });
     offset += 46 + nameLength + extraLength + commentLength;
   }
   return entries;
@@ -85,15 +102,47 @@ function findEndOfCentralDirectory(zip: Uint8Array, view: DataView): number {
   throw new Error('not a valid zip file: end of central directory not found');
 }
 
-function zip64Size(view: DataView, extraStart: number, extraLength: number): number | undefined {
+function zip64Fields(view: DataView, extraStart: number, extraLength: number): number[] {
   for (let at = extraStart; at + 4 <= extraStart + extraLength;) {
     const id = view.getUint16(at, true);
     const size = view.getUint16(at + 2, true);
-    // The ZIP64 extra field lists the uncompressed size first.
-    if (id === 0x0001 && size >= 8) return Number(view.getBigUint64(at + 4, true));
+    if (id === 0x0001) {
+      const out: number[] = [];
+      for (let f = at + 4; f + 8 <= at + 4 + size; f += 8) out.push(Number(view.getBigUint64(f, true)));
+      return out;
+    }
     at += 4 + size;
   }
-  return undefined;
+  return [];
+}
+
+/**
+ * The bytes of one entry, inflated to at most its declared size and checked
+ * against its CRC-32: a zip whose headers lie about its sizes (a zip bomb)
+ * fails here instead of inflating without end.
+ */
+function entryData(zip: Uint8Array, e: ZipEntry): Buffer {
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  if (e.localOffset + 30 > zip.length || view.getUint32(e.localOffset, true) !== 0x04034b50) {
+    throw new Error(`not a valid zip file: the local header of ${JSON.stringify(e.name)} is damaged`);
+  }
+  const start = e.localOffset + 30 + view.getUint16(e.localOffset + 26, true) + view.getUint16(e.localOffset + 28, true);
+  if (start + e.compressedSize > zip.length) throw new Error(`not a valid zip file: ${JSON.stringify(e.name)} runs past the end of the file`);
+  const raw = zip.subarray(start, start + e.compressedSize);
+  let data: Buffer;
+  if (e.method === 0) {
+    data = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  } else {
+    try {
+      data = inflateRawSync(raw, { maxOutputLength: Math.max(1, e.uncompressedSize) });
+    } catch (err) {
+      throw new Error(`not a valid zip file: ${JSON.stringify(e.name)} does not inflate to its declared ${e.uncompressedSize} bytes (${(err as Error).message})`);
+    }
+  }
+  if (data.length !== e.uncompressedSize || (crc32(data) >>> 0) !== e.crc32) {
+    throw new Error(`not a valid zip file: ${JSON.stringify(e.name)} does not match its declared size or CRC-32`);
+  }
+  return data;
 }
 
 /** Throws when a zip entry's name would land outside the folder it is extracted to (zip-slip). */
@@ -121,7 +170,6 @@ export function extractZip(zip: Uint8Array, dir: string): void {
   if (total > MAX_UNZIPPED_BYTES) {
     throw new Error(`unzipped code is ${total} bytes, over the ${MAX_UNZIPPED_BYTES}-byte limit`);
   }
-  const files = unzipSync(zip);
   const root = resolve(dir);
   mkdirSync(root, { mode: 0o700 });
   const dirs = new Set<string>([root]);
@@ -135,8 +183,7 @@ export function extractZip(zip: Uint8Array, dir: string): void {
       makeDirs(target, dirs);
       continue;
     }
-    const data = files[e.name];
-    if (data === undefined) throw new Error(`not a valid zip file: entry ${JSON.stringify(e.name)} could not be read`);
+    const data = entryData(zip, e);
     makeDirs(dirname(target), dirs);
     if (e.isSymlink) {
       const link = new TextDecoder().decode(data);
