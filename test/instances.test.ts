@@ -58,6 +58,7 @@ exports.sandbox = async () => {
 };
 `);
   writeFileSync(join(dir, 'esm.mjs'), 'export const handler = async (e) => ({ esm: true, e });\n');
+  writeFileSync(join(dir, 'hang.mjs'), 'await new Promise(() => setInterval(() => {}, 1000));\nexport const handler = async () => 1;\n');
   writeFileSync(join(dir, 'broken.js'), 'exports.handler = async () => {;\n  return 1 +;\n');
   mkdirSync(join(dir, 'ts'));
   writeFileSync(join(dir, 'ts', 'typed.ts'), 'interface In { n: number }\nexport const handler = async (e: In): Promise<{ doubled: number }> => ({ doubled: e.n * 2 });\n');
@@ -219,6 +220,16 @@ describe('node runtime behaviour', () => {
     const r2 = await syntax.invoke({ event: '{}' });
     assert.equal(r2.outcome, 'init_error');
     assert.equal(JSON.parse(r2.payload).errorType, 'Runtime.UserCodeSyntaxError');
+  });
+
+  it('kills an instance whose init outlasts the init timeout', async () => {
+    const s = spec('hang.handler');
+    const inst = Instance.start({ ...launchFor(s, host, undefined, 't'), initTimeoutMs: 300 }, limits);
+    const init = await inst.ready;
+    assert.equal(init.ok, false);
+    assert.equal(JSON.parse(init.ok ? '{}' : init.payload).errorType, 'Runtime.InitTimeout');
+    const exited = await new Promise((r) => { inst.onExited(() => r(true)); setTimeout(() => r(false), 3000).unref(); });
+    assert.equal(exited, true, 'the process is gone');
   });
 
   it('retires idle instances after the keep-alive', async () => {

@@ -44,6 +44,9 @@ export class ControlClient {
    */
   static from(opts: RemoteOptions, env: Readonly<Record<string, string | undefined>>): ControlClient {
     const endpoint = (opts.endpoint ?? env.NIMBUS_ENDPOINT ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    if (!/^https?:\/\/[^/\s]+$/.test(endpoint)) {
+      throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `--endpoint ${JSON.stringify(endpoint)} is not a URL: give the scheme, host and port, e.g. http://127.0.0.1:3001` });
+    }
     let token = opts.token ?? env.NIMBUS_TOKEN;
     let missing = '';
     if (!token) {

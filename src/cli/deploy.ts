@@ -17,6 +17,9 @@ import { packageService, type DeployManifest, type DeployResult } from '../contr
 import { ControlClient, remoteOptions, type RemoteOptions } from './client.js';
 import { paint, reportError, type Io } from './output.js';
 
+/** The largest package the control API takes in one upload (its `/_/` body limit). */
+const MAX_UPLOAD_BYTES = 70 * 1024 * 1024;
+
 interface DeployOptions extends RemoteOptions { config: string; stage?: string; region?: string; function?: string }
 
 /** Registers `deploy` (and `deploy function`) on `program`. */
@@ -87,6 +90,9 @@ async function runDeploy(opts: DeployOptions, io: Io): Promise<number> {
     }
     const pkg = await progress.step('Packaging (bundling TypeScript with esbuild)', () => packageService(spec, buildDir),
       (p) => `Packaged ${p.files.length} file(s), ${formatBytes(p.size)} (sha256 ${p.sha256.slice(0, 12)})`);
+    if (pkg.size > MAX_UPLOAD_BYTES) {
+      throw new NimbusError('NIMBUS_ERR_PACKAGE_TOO_LARGE', { service: spec.service, limit: `${MAX_UPLOAD_BYTES / 1024 / 1024} MB zipped (this package: ${formatBytes(pkg.size)})` });
+    }
     await progress.step('Uploading', async () => {
       if (await client.hasArtifact(pkg.sha256)) return false;
       await client.call('the upload', 'PUT', '/_/artifacts', pkg.zip, 'application/zip');

@@ -81,7 +81,7 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
   withService(program.command('rollback').description('Serve an earlier deployment again (default: the one before the current)'))
     .option('-v, --version <deployment>', 'the deployment number to roll back to (`nimbus info` lists them)')
     .action(async (opts: ServiceOptions & { version?: string }) => done(await run(io, async () => {
-      const n = opts.version === undefined ? undefined : Number(opts.version);
+      const n = opts.version === undefined ? undefined : /^\d+$/.test(opts.version) ? Number(opts.version) : NaN;
       if (n !== undefined && (!Number.isInteger(n) || n < 1)) {
         throw new NimbusError('NIMBUS_ERR_CLI_USAGE', { reason: `--version takes a deployment number (1, 2, …), got "${opts.version}"` });
       }

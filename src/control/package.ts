@@ -52,7 +52,7 @@ export async function packageService(spec: ServiceSpec, buildDir: string): Promi
   const add = (path: string, data: Uint8Array, mode: number) => {
     total += data.length;
     if (total > MAX_UNZIPPED_BYTES) {
-      throw new NimbusError('NIMBUS_ERR_PACKAGE_TOO_LARGE', { service: spec.service, limit: '250 MB' });
+      throw new NimbusError('NIMBUS_ERR_PACKAGE_TOO_LARGE', { service: spec.service, limit: '250 MB unzipped (Lambda\'s limit)' });
     }
     // Unix permissions in the upper half of the external attributes, as `zip` writes them.
     entries[path] = [data, { mtime: ZIP_MTIME, os: 3, attrs: ((0o100000 | (mode & 0o777)) << 16) >>> 0 }];

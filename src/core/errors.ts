@@ -128,7 +128,7 @@ export const errorCatalogue = {
   },
   NIMBUS_ERR_PACKAGE_TOO_LARGE: {
     status: 400, fault: 'user',
-    message: 'Service {service} is over {limit} unzipped, Lambda\'s limit for a function\'s code',
+    message: 'Service {service} is over {limit}, the limit for a function\'s code',
     hint: 'Exclude what the functions do not need with package.patterns (e.g. ["!tests/**", "!docs/**"]).',
   },
   NIMBUS_ERR_SERVER_DATA_DIR: {

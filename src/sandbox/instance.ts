@@ -231,7 +231,8 @@ export class Instance {
 
   /** Stops the instance at once (SIGKILL to every process of it). */
   kill(reason: 'timeout' | 'memory' | 'retire' = 'retire'): void {
-    if (this.state === 'dead') return;
+    // Not `state`: an instance whose init failed is 'dead' before its process is.
+    if (this.exited) return;
     this.killedByPlatform ??= reason;
     try { this.child.kill('SIGKILL'); } catch { /* gone */ }
     this.limits.killAll();
@@ -239,7 +240,7 @@ export class Instance {
 
   /** Closes the control channel: the runtime exits by itself (a graceful retire). */
   retire(): void {
-    if (this.state === 'dead') return;
+    if (this.exited) return;
     this.killedByPlatform ??= 'retire';
     this.channel.end();
     setTimeout(() => this.kill('retire'), 2000).unref();

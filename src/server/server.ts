@@ -173,7 +173,7 @@ export class NimbusServer implements NimbusApiBackend {
         adminToken: this.credentials.adminToken,
         accessKeys: new Map([...this.credentials.accessKeys.map((k) => [k.accessKeyId, k.secretAccessKey] as const),
           [this.instanceKey.accessKeyId, this.instanceKey.secretAccessKey] as const]),
-      }, { tokenFile: join(this.options.dataDir, 'admin-token') }),
+      }),
       messaging: messagingBackend(this.sources, this.region),
       messagingOnlyKeys: new Set([this.instanceKey.accessKeyId]),
       lambda: new LambdaManagementApi({
@@ -208,7 +208,12 @@ export class NimbusServer implements NimbusApiBackend {
     await this.sources?.stop(deadline);
     await this.functions.close();
     if (!this.options.limits) await this.functions.limits.close();
-    this.store.close();
+    try {
+      this.store.close();
+    } catch (e) {
+      // A full disk, say: the records not yet written are lost, the events already stored are not.
+      this.options.log(`closing the store: ${(e as Error).message}\n`);
+    }
     this.release();
   }
 
