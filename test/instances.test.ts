@@ -266,7 +266,7 @@ describe('warm pool', () => {
   after(() => { for (const p of pools) p.close(); });
 
   async function booted(pool: WarmPool): Promise<void> {
-    const until = Date.now() + 10_000;
+    const until = Date.now() + 30_000;
     while (pool.booted < pool.size && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     assert.equal(pool.booted, pool.size, 'every pooled process said HELLO');
   }
@@ -306,7 +306,10 @@ describe('warm pool', () => {
     const first = Instance.start(launchFor(s, host, undefined, 't', NO_ISOLATION), limits, pool.take()!);
     t.after(() => first.kill());
     await first.ready;
-    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(pool.prepared, 0);
+    // The pool moves the waiting process in off the claim's path, a moment later.
+    const until = Date.now() + 10_000;
+    while (Date.now() < until && pool.prepared < 1) await new Promise((r) => setTimeout(r, 20));
     const proc = pool.take()!;
     const inst = Instance.start(launchFor(s, host, undefined, 't', NO_ISOLATION), limits, proc);
     t.after(() => inst.kill());

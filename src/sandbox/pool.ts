@@ -79,6 +79,9 @@ export class WarmPool {
   /** Waiting processes that said HELLO (for tests and metrics). */
   get booted(): number { return this.ready.filter((w) => w.booted).length; }
 
+  /** Waiting processes already in cgroups of their own (for tests and metrics). */
+  get prepared(): number { return this.ready.filter((w) => w.proc.prepared).length; }
+
   /**
    * Prepares cgroups for waiting and future processes with `limits` (once;
    * later calls are ignored). The waiting ones are moved in REFILL_DELAY_MS
