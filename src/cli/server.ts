@@ -8,7 +8,7 @@ import { paint, reportError, type Io } from './output.js';
 
 interface ServerCliOptions {
   dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
-  allowUnsandboxed?: boolean; pricePerRequest?: number; pricePerGbSecond?: number; asyncRetryDelays?: number[];
+  allowUnsandboxed?: boolean; retentionDays: number; pricePerRequest?: number; pricePerGbSecond?: number; asyncRetryDelays?: number[];
   keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
 }
 
@@ -30,6 +30,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
     .option('--price-per-request <usd>', 'price of one request in cost figures (default: Lambda\'s $0.0000002)', numberOption('--price-per-request'))
     .option('--price-per-gb-second <usd>', 'price of one GB-second in cost figures (default: Lambda\'s x86 $0.0000166667)', numberOption('--price-per-gb-second'))
     .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', msList('--async-retry-delays'))
+    .option('--retention-days <days>', 'invocation records and logs are kept this long', numberOption('--retention-days'), 30)
     .option('--allow-unsandboxed', 'run functions as plain processes of this user when bubblewrap cannot sandbox them (they can then read the data directory)')
     .option('--quiet', 'do not print invocation logs')
     .action(async (opts: ServerCliOptions) => {
@@ -49,6 +50,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
           maxQueueWaitMs: opts.maxQueueWait,
           accountConcurrency: opts.accountConcurrency,
           allowUnsandboxed: opts.allowUnsandboxed ?? false,
+          retentionDays: opts.retentionDays,
           ...(opts.asyncRetryDelays ? { asyncRetryDelaysMs: opts.asyncRetryDelays } : {}),
           ...(opts.pricePerRequest !== undefined || opts.pricePerGbSecond !== undefined ? {
             prices: { perRequest: opts.pricePerRequest ?? LAMBDA_X86_PRICES.perRequest, perGbSecond: opts.pricePerGbSecond ?? LAMBDA_X86_PRICES.perGbSecond },

@@ -54,6 +54,8 @@ export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
   readonly integrationTimeoutMs?: { readonly REST: number; readonly HTTP: number };
   /** Prices of the cost figures (default: Lambda's x86 list prices, $0.20 per million requests, $0.0000166667 per GB-second). */
   readonly prices?: Prices;
+  /** Invocation records and logs older than this many days are deleted (default 30). */
+  readonly retentionDays?: number;
   /** Run functions as plain child processes when bubblewrap cannot sandbox them (default: refuse to start). */
   readonly allowUnsandboxed?: boolean;
   /** Region of ARNs and of functions created through the Lambda API (default us-east-1). */
@@ -143,6 +145,23 @@ export class NimbusServer implements NimbusApiBackend {
     }
   }
 
+  private housekeeper: NodeJS.Timeout | undefined;
+
+  /**
+   * Keeps the data directory from growing without end: records and logs past
+   * the retention go, and code packages no version uses (an hour after upload,
+   * so a deploy in progress keeps its own).
+   */
+  private housekeeping(): void {
+    try {
+      const now = Date.now();
+      this.store.pruneRecords(now - (this.options.retentionDays ?? 30) * 86_400_000);
+      this.store.collectArtifacts(now - 60 * 60_000);
+    } catch (e) {
+      this.options.log(`housekeeping: ${(e as Error).message}\n`);
+    }
+  }
+
   private async listen(): Promise<void> {
     for (const record of this.store.listServices()) this.active.set(serviceKey(record.name, record.stage), record);
     this.sources = new EventSources({
@@ -190,6 +209,8 @@ export class NimbusServer implements NimbusApiBackend {
       this.setSources(record);
     }
     this.sources.start();
+    this.housekeeping();
+    this.housekeeper = setInterval(() => this.housekeeping(), 60 * 60_000).unref();
     this.port = await this.gateway.listen(this.options.port, this.options.host ?? '127.0.0.1');
     this.ready = true;
   }
@@ -203,6 +224,7 @@ export class NimbusServer implements NimbusApiBackend {
    */
   async close(): Promise<void> {
     this.ready = false;
+    if (this.housekeeper) clearInterval(this.housekeeper);
     const deadline = this.options.shutdownDeadlineMs ?? 10_000;
     await Promise.all([this.gateway?.close(deadline), this.control?.close(deadline)]);
     await this.sources?.stop(deadline);

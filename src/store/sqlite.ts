@@ -403,6 +403,26 @@ class SqliteStore implements Store {
     return Object.freeze({ sha256, size: zip.length });
   }
 
+  collectArtifacts(beforeMs: number): string[] {
+    this.assertOpen();
+    const doomed = this.stmt.unusedArtifacts.all(new Date(beforeMs).toISOString()) as string[];
+    for (const sha256 of doomed) {
+      this.stmt.deleteArtifact.run(sha256);
+      removeTree(join(this.codeDir, sha256));
+      rmSync(this.zipPath(sha256), { force: true });
+    }
+    return doomed;
+  }
+
+  pruneRecords(beforeMs: number): number {
+    this.assertOpen();
+    this.flush();
+    return this.db.transaction(() => {
+      this.stmt.pruneLogs.run(beforeMs);
+      return this.stmt.pruneInvocations.run(beforeMs).changes;
+    })();
+  }
+
   artifactDir(sha256: string): string {
     this.assertOpen();
     checkSha(sha256);
@@ -916,6 +936,10 @@ function prepareStatements(db: Database.Database) {
   return {
     insertArtifact: db.prepare('INSERT OR IGNORE INTO artifacts (sha256, size, created_at) VALUES (?, ?, ?)'),
     hasArtifact: db.prepare('SELECT 1 FROM artifacts WHERE sha256 = ?').pluck(),
+    unusedArtifacts: db.prepare('SELECT sha256 FROM artifacts WHERE created_at < ? AND sha256 NOT IN (SELECT code_sha256 FROM versions)').pluck(),
+    deleteArtifact: db.prepare('DELETE FROM artifacts WHERE sha256 = ?'),
+    pruneLogs: db.prepare('DELETE FROM logs WHERE time_ms < ?'),
+    pruneInvocations: db.prepare('DELETE FROM invocations WHERE start_ms < ?'),
     insertFunction: db.prepare('INSERT OR IGNORE INTO functions (name, last_version, created_at) VALUES (?, 0, ?)'),
     lastVersion: db.prepare('SELECT last_version FROM functions WHERE name = ?').pluck(),
     setLastVersion: db.prepare('UPDATE functions SET last_version = ? WHERE name = ?'),

@@ -61,6 +61,24 @@ describe('sqlite store', () => {
   });
 
   describe('artifacts', () => {
+    it('collects artifacts no version uses, once older than the grace time, and prunes old records', () => {
+      const used = Buffer.from(zipSync({ 'a.js': new TextEncoder().encode('exports.handler = async () => 1;\n') }));
+      const unused = Buffer.from(zipSync({ 'b.js': new TextEncoder().encode('exports.handler = async () => 2;\n') }));
+      const u = store.putArtifact(used);
+      const v = store.putArtifact(unused);
+      store.putLatest(config('keep'), u.sha256, u.size);
+      const dir = store.artifactDir(v.sha256);
+      assert.deepEqual(store.collectArtifacts(Date.now() - 60_000), [], 'a fresh upload waits for its deploy');
+      assert.deepEqual(store.collectArtifacts(Date.now() + 1000), [v.sha256]);
+      assert.equal(store.hasArtifact(v.sha256), false);
+      assert.equal(existsSync(dir), false);
+      assert.equal(store.hasArtifact(u.sha256), true);
+      store.recordInvocation(invocation('keep', 1), 'old log');
+      store.recordInvocation(invocation('keep', Date.now()), 'new log');
+      assert.equal(store.pruneRecords(Date.now() - 60_000), 1);
+      assert.deepEqual(store.logs('keep', 0).map((l) => l.text), ['new log']);
+    });
+
     it('refuses a zip whose headers lie about its sizes (a zip bomb) instead of inflating it', () => {
       const bomb = Buffer.from(zipSync({ 'h.js': new Uint8Array(4 * 1024 * 1024) }, { level: 9 }));
       // Say 100 bytes in the local header (offset 22) and in the central directory (offset 24).

@@ -314,6 +314,14 @@ export interface Store {
   /** The folder the artifact is extracted to (read-only code, one per hash), extracting it on first use. */
   artifactDir(sha256: string): string;
   hasArtifact(sha256: string): boolean;
+  /**
+   * Deletes the artifacts no version refers to that were stored before
+   * `beforeMs` (epoch ms; a fresh upload waits for its deploy), zip and
+   * extracted code; returns their hashes.
+   */
+  collectArtifacts(beforeMs: number): string[];
+  /** Deletes invocation records and logs that started before `beforeMs` (epoch ms); returns how many records went. */
+  pruneRecords(beforeMs: number): number;
   /** Bytes of a stored artifact's zip, or undefined when there is none. */
   artifactSize(sha256: string): number | undefined;
 
