@@ -117,6 +117,24 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.deepEqual(i.functions.find((f) => f.key === 'hello')!.versions, ['$LATEST', '1', '2']);
   });
 
+  it('deploys one function with deploy function -f, leaving the others and the routes as they are', async () => {
+    const file = join(tsApi, 'src', 'handlers', 'hello.ts');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('{"message":"hello, v2"}', '{"message":"hello, v3"}'));
+    const one = await cli(['deploy', 'function', '-f', 'hello', '--json', ...remote()], tsApi);
+    assert.equal(one.code, 0, one.stderr);
+    const r = JSON.parse(one.stdout) as { deployment: number; functions: Record<string, { version: string }> };
+    assert.equal(r.deployment, 4);
+    assert.equal(r.functions.hello.version, '3');
+    assert.equal(r.functions.getUser.version, '1');
+    assert.equal((await get('/hello')).body, '{"message":"hello, v3"}');
+    const back = await cli(['rollback', '--version', '3', '--json', ...remote()], tsApi);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await get('/hello')).body, '{"message":"hello"}');
+    const unknown = await cli(['deploy', 'function', '-f', 'nope', ...remote()], tsApi);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /Function not found: nope \(functions in this service: hello, getUser/);
+  });
+
   it('invokes, shows logs and metrics of a deployed function', async () => {
     const inv = await cli(['invoke', '-f', 'hello', ...remote()], tsApi);
     assert.equal(inv.code, 0, inv.stderr);
@@ -244,7 +262,7 @@ describe('nimbus server', { timeout: 300_000 }, () => {
 
     const badRollback = await cli(['rollback', '--version', '99', ...remote()], tsApi);
     assert.equal(badRollback.code, 1);
-    assert.match(badRollback.stderr, /there is no deployment 99 \(deployments: 1, 2, 3\)/);
+    assert.match(badRollback.stderr, /there is no deployment 99 \(deployments: 1, 2, 3, 4, 5\)/);
   });
 
   it('checks every manifest as the serverless.yml loader does, and refuses to take over another service', async () => {
