@@ -74,7 +74,7 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.equal(seed.code, 0, seed.stderr);
     assert.match(seed.stdout, /seed-api \(stage dev\), deployment 1/);
     // Progress as plain lines when not on a terminal.
-    assert.match(seed.stderr, /Packaging \(bundling TypeScript with esbuild\)\.\.\.\n  Packaged \d+ file\(s\), [\d.]+ KB/);
+    assert.match(seed.stderr, /Packaging\.\.\.\n  Packaged \d+ file\(s\), [\d.]+ KB/);
     assert.match(seed.stderr, /Activating\.\.\.\n  Deployment 1 serving/);
     assert.match(seed.stdout, /POST http:\/\/127\.0\.0\.1:\d+\/dev\/process/);
 

@@ -80,7 +80,7 @@ export class ControlClient {
 
   /** True when the server has the code package `sha256`. */
   async hasArtifact(sha256: string): Promise<boolean> {
-    const res = await this.fetch('check the package', 'HEAD', `/_/artifacts/${sha256}`);
+    const res = await this.fetch('the deploy', 'HEAD', `/_/artifacts/${sha256}`);
     return res.status === 200;
   }
 

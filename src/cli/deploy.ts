@@ -7,9 +7,8 @@
  * Serverless Framework's `deploy`.
  */
 import type { Command } from 'commander';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import type { ServiceSpec } from '../core/index.js';
 import { NimbusError } from '../core/index.js';
 import { loadServiceConfig } from '../config/index.js';
@@ -73,7 +72,7 @@ class Progress {
 }
 
 async function runDeploy(opts: DeployOptions, io: Io): Promise<number> {
-  const buildDir = mkdtempSync(join(tmpdir(), 'nimbus-deploy-'));
+  let buildDir: string | undefined;
   try {
     const client = ControlClient.from(opts, io.env);
     const progress = Progress.create(io, Boolean(opts.json));
@@ -88,7 +87,10 @@ async function runDeploy(opts: DeployOptions, io: Io): Promise<number> {
       }
       only = [f.key];
     }
-    const pkg = await progress.step('Packaging (bundling TypeScript with esbuild)', () => packageService(spec, buildDir),
+    // Bundles are built where nimbus dev builds them, so their source maps point at /var/task/src/… in the package.
+    mkdirSync(join(spec.dir, '.nimbus'), { recursive: true });
+    buildDir = mkdtempSync(join(spec.dir, '.nimbus', 'deploy-'));
+    const pkg = await progress.step('Packaging', () => packageService(spec, buildDir!),
       (p) => `Packaged ${p.files.length} file(s), ${formatBytes(p.size)} (sha256 ${p.sha256.slice(0, 12)})`);
     if (pkg.size > MAX_UPLOAD_BYTES) {
       throw new NimbusError('NIMBUS_ERR_PACKAGE_TOO_LARGE', { service: spec.service, limit: `${MAX_UPLOAD_BYTES / 1024 / 1024} MB zipped (this package: ${formatBytes(pkg.size)})` });
@@ -106,7 +108,7 @@ async function runDeploy(opts: DeployOptions, io: Io): Promise<number> {
   } catch (e) {
     return reportError(io, e);
   } finally {
-    rmSync(buildDir, { recursive: true, force: true });
+    if (buildDir) rmSync(buildDir, { recursive: true, force: true });
   }
 }
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { DevServer, describeService } from '../server/index.js';
-import { paint, reportError, type Io } from './output.js';
+import { paint, reportError, type Io, logLines } from './output.js';
 import { intOption, msList, numberOption, portOption } from './options.js';
 
 /** Registers `dev` on `program`; `done` receives the exit code when the server stops. */
@@ -51,7 +51,7 @@ export function registerDev(program: Command, io: Io, done: (code: number) => vo
             if (opts.quiet && spec) return;
             if (!spec) { io.err(text); return; }
             const prefix = paint(io, 'cyan', `[${spec.key}] `);
-            io.out(text.replace(/^(?=.)/gm, prefix));
+            io.out(logLines(text).replace(/^(?=.)/gm, prefix));
           },
         });
       } catch (e) {

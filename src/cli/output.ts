@@ -49,3 +49,12 @@ export function reportError(io: Io, e: unknown): number {
   io.err(`${paint(io, 'red', 'Internal error (a Nimbus bug, please report it):')} ${err?.stack ?? String(e)}\n`);
   return 1;
 }
+
+/**
+ * Log text for a terminal: the runtimes write a log call's own line breaks
+ * as `\r` (Lambda's runtimes do, so one call stays one log event); shown
+ * here as lines, indented under the call.
+ */
+export function logLines(text: string): string {
+  return text.includes('\r') ? text.replace(/\r(?!\n)/g, '\n  ') : text;
+}

@@ -4,7 +4,7 @@ import { NimbusServer } from '../server/index.js';
 import { LAMBDA_X86_PRICES } from '../telemetry/index.js';
 import { dataDirOf } from './client.js';
 import { intOption, msList, numberOption, portOption } from './options.js';
-import { paint, reportError, type Io } from './output.js';
+import { paint, reportError, type Io, logLines } from './output.js';
 
 interface ServerCliOptions {
   dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
@@ -59,7 +59,7 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
           log: (text, spec) => {
             if (!spec) { io.err(text); return; }
             if (opts.quiet) return;
-            io.out(text.replace(/^(?=.)/gm, paint(io, 'cyan', `[${spec.name}] `)));
+            io.out(logLines(text).replace(/^(?=.)/gm, paint(io, 'cyan', `[${spec.name}] `)));
           },
         });
       } catch (e) {

@@ -13,7 +13,7 @@ import { loadServiceConfig } from '../config/index.js';
 import type { DeployResult, ServiceInfo } from '../control/index.js';
 import { ControlClient, remoteOptions, type RemoteOptions } from './client.js';
 import { printResult } from './deploy.js';
-import { paint, reportError, type Io } from './output.js';
+import { paint, reportError, type Io, logLines } from './output.js';
 
 interface ServiceOptions extends RemoteOptions { config: string; service?: string; stage?: string; function?: string }
 
@@ -88,7 +88,7 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
       const t = targetOf(opts, io);
       const r = await ControlClient.from(opts, io.env).call<DeployResult>('the rollback', 'POST', `${path(t)}/rollback`, n === undefined ? {} : { deployment: n });
       if (opts.json) { io.out(JSON.stringify(r, null, 2) + '\n'); return; }
-      io.out(`Rolled back: serving the versions of the chosen deployment as deployment ${r.deployment}\n`);
+      io.out(`Rolled back${n !== undefined ? ` to deployment ${n}` : ' to the previous deployment'}: its versions serve again, as deployment ${r.deployment}\n`);
       printResult(io, r);
     })));
 
@@ -112,7 +112,7 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
           if (seen.has(key)) continue;
           seen.add(key);
           since = Math.max(since, e.timeMs);
-          io.out(opts.json ? JSON.stringify(e) + '\n' : e.text.endsWith('\n') ? e.text : `${e.text}\n`);
+          io.out(opts.json ? JSON.stringify(e) + '\n' : logLines(e.text.endsWith('\n') ? e.text : `${e.text}\n`));
         }
         if (!opts.tail) return;
         await new Promise((r) => setTimeout(r, interval));

@@ -1634,6 +1634,30 @@ describe('event sources', () => {
     assert.deepEqual(spec.warnings, []);
   });
 
+  it('gives !Ref and !GetAtt of the queues and topics it makes, as CloudFormation does', () => {
+    const { spec } = load(`
+      service: shop
+      provider:
+        name: aws
+        runtime: nodejs20.x
+        region: eu-west-1
+        environment:
+          QUEUE_URL: !Ref Jobs
+          QUEUE_ARN: !GetAtt Jobs.Arn
+          TOPIC_ARN: { Ref: News }
+      functions: { a: { handler: handler.a } }
+      resources:
+        Resources:
+          Jobs: { Type: AWS::SQS::Queue, Properties: { QueueName: jobs } }
+          News: { Type: AWS::SNS::Topic }
+    `);
+    assert.deepEqual(spec.functions[0].environment, {
+      QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/000000000000/jobs',
+      QUEUE_ARN: 'arn:aws:sqs:eu-west-1:000000000000:jobs',
+      TOPIC_ARN: 'arn:aws:sns:eu-west-1:000000000000:News',
+    });
+  });
+
   it('refuses bad event settings with the key path and what is allowed', () => {
     const bad = (fn: string, re: RegExp) => assert.match(failure(() => load(`
       service: shop

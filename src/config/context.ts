@@ -7,6 +7,11 @@ import { formatPath, type LineIndex, type Segment } from './source.js';
 
 export class ConfigContext {
   private readonly collected: { line: number; order: number; text: string }[] = [];
+  /**
+   * The value of a `!Ref` / `!GetAtt` at `path` when it names a queue or
+   * topic Nimbus makes (set once resources are read), else undefined.
+   */
+  reference?: (path: readonly Segment[]) => string | undefined;
 
   constructor(
     /** The config path as the caller gave it; used in every message. */

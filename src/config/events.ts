@@ -387,3 +387,32 @@ function destination(ctx: ConfigContext, path: Segment[], v: unknown, functionNa
   }
   throw ctx.invalid(path, v, 'not a function of this service nor a function, queue or topic ARN', allowed);
 }
+
+/**
+ * What `!Ref` and `!GetAtt` give for the queues and topics Nimbus makes, as
+ * CloudFormation documents them: a queue's `Ref` is its URL, `Arn` and
+ * `QueueName` its attributes; a topic's `Ref` is its ARN, `TopicName` its name.
+ * https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sqs-queue.html#aws-resource-sqs-queue-return-values
+ */
+export function resourceReferences(
+  ctx: ConfigContext, r: Resolver, declared: { queues: Map<string, QueueSpec>; topics: Map<string, TopicSpec> }, region: string,
+): (path: readonly Segment[]) => string | undefined {
+  const account = '000000000000';
+  return (path) => {
+    const ref = refAt(ctx, r, [...path]);
+    if (!isGetAtt(ref)) return undefined;
+    const [id, attribute] = 'Ref' in ref ? [ref.Ref, 'Ref'] : ref['Fn::GetAtt'];
+    const q = declared.queues.get(id);
+    if (q) {
+      if (attribute === 'Ref' || attribute === 'QueueUrl') return `https://sqs.${region}.amazonaws.com/${account}/${q.name}`;
+      if (attribute === 'Arn') return `arn:aws:sqs:${region}:${account}:${q.name}`;
+      if (attribute === 'QueueName') return q.name;
+    }
+    const t = declared.topics.get(id);
+    if (t) {
+      if (attribute === 'Ref' || attribute === 'TopicArn') return `arn:aws:sns:${region}:${account}:${t.name}`;
+      if (attribute === 'TopicName') return t.name;
+    }
+    return undefined;
+  };
+}

@@ -15,7 +15,7 @@ import {
 import { formatPath, type Segment } from './source.js';
 import { isPlainObject, type Resolver } from './variables.js';
 import {
-  emptyDrafts, readEventInvokeConfig, readResources, readScheduleEvent, readSnsEvent, readSqsEvent, resolveResources,
+  emptyDrafts, readEventInvokeConfig, readResources, readScheduleEvent, readSnsEvent, readSqsEvent, resolveResources, resourceReferences,
   type EventDrafts, type ScheduleValidator,
 } from './events.js';
 
@@ -144,6 +144,9 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
   const service = readService(ctx, r);
   const stage = r.stage();
   const region = r.region();
+  // Queues and topics first: an environment may refer to them (`!Ref OrdersQueue` is its URL).
+  const declared = readResources(ctx, r);
+  ctx.reference = resourceReferences(ctx, r, declared, region);
   const provider = readProvider(ctx, r);
 
   const functions: FunctionSpec[] = [];
@@ -171,7 +174,6 @@ export function buildServiceSpec(input: BuildInput): ServiceSpec {
 
   // Asynchronous invocation settings may name other functions of the service as destinations.
   const keyToName = new Map(functions.map((f) => [f.key, f.name]));
-  const declared = readResources(ctx, r);
   for (let i = 0; i < functions.length; i++) {
     const config = readEventInvokeConfig(ctx, r, ['functions', functions[i].key], keyToName);
     if (config) {
@@ -726,6 +728,9 @@ function readEnvironment(ctx: ConfigContext, r: Resolver, path: Segment[]): Reco
     const at = [...path, name];
     if (!ENV_KEY_RE.test(name)) throw ctx.invalid(at, name, 'not a valid environment variable name', 'a letter, then letters, digits and _');
     if (RESERVED_ENV_KEYS.has(name)) throw ctx.invalid(at, name, 'Lambda sets this variable itself and does not let a function set it', 'any name but the Lambda runtime\'s reserved ones');
+    const raw = (node as Record<string, unknown>)[name];
+    const reference = ctx.lines.tag(at) || isPlainObject(raw) ? ctx.reference?.(at) : undefined;
+    if (reference !== undefined) { out[name] = reference; continue; }
     const v = r.value(at);
     if (typeof v === 'string') out[name] = v;
     else if (typeof v === 'number' || typeof v === 'boolean') out[name] = String(v);

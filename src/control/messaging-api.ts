@@ -82,7 +82,7 @@ async function sqs(backend: MessagingBackend, req: http.IncomingMessage, res: ht
     switch (action) {
       case 'GetQueueUrl': {
         const name = String(input.QueueName ?? '');
-        if (!backend.queueNames().includes(name)) throw noQueue();
+        if (!backend.queueNames().includes(name)) throw noQueue(backend, name);
         return sqsJson(res, { QueueUrl: `${base}/${ACCOUNT_ID}/${name}` });
       }
       case 'ListQueues': {
@@ -125,15 +125,16 @@ async function sqs(backend: MessagingBackend, req: http.IncomingMessage, res: ht
   }
 }
 
-function noQueue(): MessagingError {
-  return new MessagingError('QueueDoesNotExist', 'The specified queue does not exist.');
+function noQueue(backend: MessagingBackend, name: string): MessagingError {
+  const known = backend.queueNames();
+  return new MessagingError('QueueDoesNotExist', `The specified queue does not exist. (${JSON.stringify(name)}; the queues are: ${known.length ? known.join(', ') : 'none'})`);
 }
 
 /** The queue name of a queue URL (`…/000000000000/<name>`), checked to exist. */
 function queueOf(backend: MessagingBackend, url: unknown): string {
   if (typeof url !== 'string' || url === '') throw new MessagingError('MissingParameter', 'The request must contain the parameter QueueUrl.');
   const name = url.split('/').pop() ?? '';
-  if (!backend.queueNames().includes(name)) throw noQueue();
+  if (!backend.queueNames().includes(name)) throw noQueue(backend, name);
   return name;
 }
 

@@ -258,6 +258,12 @@ export function describeService(spec: ServiceSpec, port: number, controlPort: nu
   for (const f of byKey.values()) {
     lines.push(`  ${f.key} (${f.name}): ${f.runtime}, ${f.memorySize} MB, ${f.timeout} s`);
   }
+  const events = [
+    ...spec.schedules.map((r) => `  ${r.functionKey}: schedule ${r.expression}${r.enabled ? '' : ' (disabled)'}`),
+    ...spec.queueEvents.map((q) => `  ${q.functionKey}: queue ${q.queue} (batches of up to ${q.batchSize})`),
+    ...spec.topicEvents.map((t) => `  ${t.functionKey}: topic ${t.topic}`),
+  ];
+  if (events.length) lines.push('Events:', ...events);
   lines.push(`Invoke API: http://127.0.0.1:${controlPort}/2015-03-31/functions/<name>/invocations`);
   return lines;
 }

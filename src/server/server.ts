@@ -566,6 +566,9 @@ export class NimbusServer implements NimbusApiBackend {
   }
 
   logs(functionName: string, sinceMs: number, limit: number): Array<{ timeMs: number; requestId: string; text: string }> {
+    if (!this.store.getVersion(functionName, '$LATEST')) {
+      throw new NimbusError('NIMBUS_ERR_INVOKE_FUNCTION_NOT_FOUND', { function: `${functionName} (nimbus info lists the functions)` });
+    }
     return this.store.logs(functionName, sinceMs, limit).map((l) => ({ timeMs: l.timeMs, requestId: l.requestId, text: l.text }));
   }
 
