@@ -207,6 +207,27 @@ describe('nimbus server', { timeout: 300_000 }, () => {
     assert.equal((await cli(['remove', ...remote()], canary)).code, 0);
   });
 
+  it('rolls back to a deployment that had a function a later deploy dropped', async () => {
+    const two = join(work, 'two');
+    mkdirSync(two);
+    const yml = (fns: string[]) => ['service: two', 'provider: { name: aws, runtime: nodejs20.x, memorySize: 128 }', 'functions:',
+      ...fns.flatMap((f) => [`  ${f}:`, `    handler: handler.${f}`, `    events: [{ httpApi: GET /two-${f} }]`]), ''].join('\n');
+    writeFileSync(join(two, 'handler.mjs'), 'export const a = async () => "a";\nexport const b = async () => "b";\n');
+    writeFileSync(join(two, 'serverless.yml'), yml(['a', 'b']));
+    assert.equal((await cli(['deploy', ...remote()], two)).code, 0);
+    assert.equal((await get('/two-b')).body, 'b');
+    writeFileSync(join(two, 'serverless.yml'), yml(['a']));
+    assert.equal((await cli(['deploy', ...remote()], two)).code, 0);
+    assert.equal((await get('/two-b')).status, 404);
+    const back = await cli(['rollback', ...remote()], two);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await get('/two-b')).body, 'b');
+    assert.equal((await cli(['remove', ...remote()], two)).code, 0);
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const gone = await fetch(`http://127.0.0.1:${server.controlPort}/2015-03-31/functions/two-dev-b`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(gone.status, 404, 'remove deletes every function the service ever had');
+  });
+
   it('on SIGTERM lets a request in flight finish, then serves every deployment again after a restart', async () => {
     const slow = join(work, 'slow');
     mkdirSync(slow);

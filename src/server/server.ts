@@ -456,9 +456,10 @@ export class NimbusServer implements NimbusApiBackend {
         }),
       },
     });
-    // Functions the service no longer has are deleted, as the Serverless Framework's stack update deletes them.
+    // Functions the service no longer has stop serving; their versions stay (a rollback brings them back)
+    // until the service is removed.
     if (previous && !m.only) {
-      for (const [key, name] of Object.entries(previous.functions)) if (!(key in names)) this.deleteFunction(name);
+      for (const [key, name] of Object.entries(previous.functions)) if (!(key in names)) this.retireFunction(name);
     }
     await this.activate(record, previous);
     return this.result(record, true);
@@ -508,8 +509,11 @@ export class NimbusServer implements NimbusApiBackend {
       this.gateway.reload(this.gatewayServices());
       this.sources.setSchedules(serviceKey(name, stage), []);
       this.sources.setMessaging(serviceKey(name, stage), undefined);
+      // Every function any deployment of the service had (one dropped by a later deploy included).
+      const all = new Set(this.store.listDeployments(name, stage).flatMap((d) => Object.values(d.functions)));
+      for (const fn of Object.values(record.functions)) all.add(fn);
       this.store.deleteService(name, stage);
-      for (const fn of Object.values(record.functions)) this.deleteFunction(fn);
+      for (const fn of all) this.deleteFunction(fn);
     });
   }
 
@@ -538,7 +542,7 @@ export class NimbusServer implements NimbusApiBackend {
         this.store.putLatest(v.config, v.codeSha256, v.codeSize, v.description);
         this.changed(fn);
       }
-      for (const [key, fn] of Object.entries(current.functions)) if (!(key in target.functions)) this.deleteFunction(fn);
+      for (const [key, fn] of Object.entries(current.functions)) if (!(key in target.functions)) this.retireFunction(fn);
       const record = this.store.putService({
         name, stage, routes: target.routes, functions: target.functions, versions: target.versions, gateway: target.gateway,
       });
@@ -549,6 +553,11 @@ export class NimbusServer implements NimbusApiBackend {
 
   private deleteFunction(name: string): void {
     this.store.deleteFunction(name);
+    this.retireFunction(name);
+  }
+
+  /** Stops serving every version of `name` (running invocations finish); the store keeps them. */
+  private retireFunction(name: string): void {
     for (const id of this.functions.ids()) if (id.startsWith(`${name}:`)) this.functions.retire(id);
     for (const id of [...this.resolved.keys()]) if (id.startsWith(`${name}:`)) this.resolved.delete(id);
   }
