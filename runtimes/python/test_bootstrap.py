@@ -36,7 +36,7 @@ NBSP = "\u00a0"
 class Instance(object):
     """One bootstrap.py process, fd 3 connected to self.sock."""
 
-    def __init__(self, files, handler="app.handler", env=None, spawn_env=None, timeout=20.0):
+    def __init__(self, files, handler="app.handler", env=None, spawn_env=None, timeout=20.0, interpreter_args=()):
         self.dir = tempfile.mkdtemp(prefix="nimbus-py-test-")
         for name, text in files.items():
             path = os.path.join(self.dir, name)
@@ -69,7 +69,7 @@ class Instance(object):
         # environment plus a marker, to check that the runtime drops it.
         spawn_env = dict(os.environ, NIMBUS_PARENT_ONLY="1", **(spawn_env or {}))
         self.proc = subprocess.Popen(
-            [PYTHON, BOOTSTRAP],
+            [PYTHON] + list(interpreter_args) + [BOOTSTRAP],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -218,6 +218,23 @@ class RuntimeTest(unittest.TestCase):
         return json.loads(body), logs
 
     # ------------------------------------------------------------------
+
+    def test_site_packages_import_under_dash_s(self):
+        # The platform starts the runtime with -S: no site module, no .pth files, site-packages still on sys.path.
+        inst = Instance({"app.py": """
+            import sys
+            def handler(event, context):
+                import pip
+                return {"site": "site" in sys.modules, "pip": pip.__file__}
+        """}, interpreter_args=["-S"])
+        self.addCleanup(inst.close)
+        (ftype, _, body), _ = inst.init()
+        self.assertEqual(NAMES[ftype], "READY", body)
+        (ftype, _, body), _ = inst.invoke({})
+        self.assertEqual(NAMES[ftype], "RESULT", body)
+        result = json.loads(body)
+        self.assertFalse(result["site"])
+        self.assertIn("site-packages", result["pip"])
 
     def test_says_hello_before_init(self):
         inst = self.start({"app.py": "def handler(event, context):\n    return 1\n"})

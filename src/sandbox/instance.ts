@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Outcome } from '../core/index.js';
+import { bootGate, type BootGate } from './gate.js';
 import { FrameReader, FrameType, encodeFrame, type Frame } from './protocol.js';
 import { peakResidentMB, RSS_SAMPLE_MS, residentBytes, type InstanceLimits, type LimitEnforcer, type PreparedLimits } from './limits.js';
 
@@ -117,9 +118,14 @@ export class Instance {
   /** Number of invocations this instance served. */
   invocations = 0;
 
-  private readonly child: ChildProcess;
-  private readonly channel: Socket;
-  private readonly limits: InstanceLimits;
+  /** The process; null while a fresh instance waits for a boot slot (see gate.ts). */
+  private child: ChildProcess | null = null;
+  private channel: Socket | null = null;
+  private limits: InstanceLimits = NO_LIMITS;
+  /** Cancels the wait for a boot slot, while there is one. */
+  private cancelBoot: (() => boolean) | null = null;
+  /** True from the spawn of a fresh process until its init ends: it holds one of the gate's slots. */
+  private holdsBootSlot = false;
   private stderrTail = '';
   private current: {
     request: InstanceRequest;
@@ -141,19 +147,40 @@ export class Instance {
   private constructor(
     private readonly launch: InstanceLaunch,
     limitEnforcer: LimitEnforcer,
-    prespawned?: RuntimeProcess,
+    prespawned: RuntimeProcess | undefined,
+    private readonly gate: BootGate,
   ) {
     this.id = `i${process.pid}-${++sequence}`;
     this.ready = new Promise((resolve) => { this.resolveInit = resolve; });
-    const proc = prespawned ?? spawnRuntime(launch.command, launch.args, launch.env, launch.cwd);
+    this.prewarmed = prespawned !== undefined;
+    if (prespawned) {
+      prespawned.pool?.useLimits(limitEnforcer);
+      this.begin(prespawned, limitEnforcer);
+      return;
+    }
+    // A fresh process boots an interpreter: it waits for one of the host's boot slots.
+    const cancel = gate.acquire(() => {
+      this.cancelBoot = null;
+      this.holdsBootSlot = true;
+      try {
+        this.begin(spawnRuntime(launch.command, launch.args, launch.env, launch.cwd), limitEnforcer);
+      } catch (e) {
+        this.onExit(null, null, e as Error);
+      }
+    }, true);
+    if (!this.child) this.cancelBoot = cancel;
+  }
+
+  /** Wires the process up, puts it under its limits and sends INIT. */
+  private begin(proc: RuntimeProcess, limitEnforcer: LimitEnforcer): void {
+    const launch = this.launch;
+    this.initStarted = performance.now();
     this.child = proc.child;
     this.channel = proc.channel;
-    this.prewarmed = prespawned !== undefined;
-    prespawned?.pool?.useLimits(limitEnforcer);
-    this.limits = this.child.pid !== undefined
-      ? claimOrAttach(limitEnforcer, proc, this.child.pid, this.id, launch.memoryMB)
-      : { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
-    if (this.child.pid !== undefined) sampler.watch(this, limitEnforcer.kind === 'rss-sampling');
+    if (this.child.pid !== undefined) {
+      this.limits = claimOrAttach(limitEnforcer, proc, this.child.pid, this.id, launch.memoryMB);
+      sampler.watch(this, limitEnforcer.kind === 'rss-sampling');
+    }
 
     const reader = new FrameReader((f) => this.onFrame(f));
     const push = (chunk: Buffer) => {
@@ -188,8 +215,8 @@ export class Instance {
    * warm pool, waiting for INIT) when given, else on a new process. Never
    * throws: spawn failures resolve `ready` with `ok: false`.
    */
-  static start(launch: InstanceLaunch, limits: LimitEnforcer, prespawned?: RuntimeProcess): Instance {
-    return new Instance(launch, limits, prespawned);
+  static start(launch: InstanceLaunch, limits: LimitEnforcer, prespawned?: RuntimeProcess, gate: BootGate = bootGate): Instance {
+    return new Instance(launch, limits, prespawned, gate);
   }
 
   /**
@@ -202,7 +229,7 @@ export class Instance {
     return t;
   }
 
-  get pid(): number | undefined { return this.child.pid; }
+  get pid(): number | undefined { return this.child?.pid; }
 
   /**
    * Runs one invocation. Resolves (never rejects) with the outcome: `ok`,
@@ -216,7 +243,7 @@ export class Instance {
     return new Promise((resolve) => {
       this.current = { request, started, resolve };
       this.armDeadline(request.deadlineMs);
-      this.channel.write(encodeFrame(
+      this.channel!.write(encodeFrame(
         FrameType.INVOKE,
         `{"requestId":${JSON.stringify(request.requestId)},"deadlineMs":${request.deadlineMs}${request.invokedFunctionArn ? `,"invokedFunctionArn":${JSON.stringify(request.invokedFunctionArn)}` : ''}}`,
         request.event,
@@ -234,6 +261,13 @@ export class Instance {
     // Not `state`: an instance whose init failed is 'dead' before its process is.
     if (this.exited) return;
     this.killedByPlatform ??= reason;
+    if (!this.child) {
+      // Still waiting for a boot slot: there is no process to kill.
+      this.cancelBoot?.();
+      this.cancelBoot = null;
+      this.onExit(null, 'SIGKILL');
+      return;
+    }
     try { this.child.kill('SIGKILL'); } catch { /* gone */ }
     this.limits.killAll();
   }
@@ -242,6 +276,7 @@ export class Instance {
   retire(): void {
     if (this.exited) return;
     this.killedByPlatform ??= 'retire';
+    if (!this.channel) { this.kill('retire'); return; }
     this.channel.end();
     setTimeout(() => this.kill('retire'), 2000).unref();
   }
@@ -282,8 +317,15 @@ export class Instance {
     }
   }
 
+  private releaseBootSlot(): void {
+    if (!this.holdsBootSlot) return;
+    this.holdsBootSlot = false;
+    this.gate.release();
+  }
+
   private finishInit(result: InitResult): void {
     if (this.state !== 'starting') return;
+    this.releaseBootSlot();
     this.state = result.ok ? 'idle' : 'dead';
     this.initDurationMs = result.initDurationMs;
     if (result.ok) {
@@ -337,7 +379,7 @@ export class Instance {
     const id = cur.request.requestId;
     cur.request.onLog(`${new Date().toISOString()} ${id} Task timed out after ${seconds} seconds\n`);
     // The runtime never reported its memory for this one: read the peak before the kill.
-    const peak = this.child.pid !== undefined ? peakResidentMB(this.child.pid) : undefined;
+    const peak = this.child?.pid !== undefined ? peakResidentMB(this.child.pid) : undefined;
     if (peak) this.maxRssKB = Math.max(this.maxRssKB, peak * 1024);
     this.kill('timeout');
     this.settle('timeout', JSON.stringify({
@@ -399,7 +441,8 @@ export class Instance {
     if (this.deadlineTimer) { clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     sampler.unwatch(this);
     this.limits.release();
-    this.channel.destroy();
+    this.releaseBootSlot();
+    this.channel?.destroy();
     const listeners = this.exitListeners;
     this.exitListeners = [];
     for (const l of listeners) l();
@@ -413,6 +456,8 @@ export class Instance {
 }
 
 /** The limits of a new instance: its pool's prepared cgroups when it has them (one write), else a full attach. */
+const NO_LIMITS: InstanceLimits = { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
+
 function claimOrAttach(enforcer: LimitEnforcer, proc: RuntimeProcess, pid: number, id: string, memoryMB: number): InstanceLimits {
   if (proc.prepared) {
     try {
@@ -424,7 +469,7 @@ function claimOrAttach(enforcer: LimitEnforcer, proc: RuntimeProcess, pid: numbe
   try {
     return enforcer.attach(pid, id, memoryMB);
   } catch {
-    return { wasOomKilled: () => false, killAll: () => {}, release: () => {} };
+    return NO_LIMITS;
   }
 }
 

@@ -15,6 +15,7 @@
  * says HELLO once booted; `take()` hands out booted processes first.
  */
 import type { Language } from '../core/index.js';
+import { bootGate, type BootGate } from './gate.js';
 import { spawnRuntime, type RuntimeProcess } from './instance.js';
 import type { LimitEnforcer, PreparedLimits } from './limits.js';
 import { FrameReader, FrameType } from './protocol.js';
@@ -49,6 +50,8 @@ interface Waiting {
   readonly onExit: () => void;
   /** It said HELLO: booted and warmed up. */
   booted: boolean;
+  /** Gives its boot slot back (once; at HELLO, exit, or when taken before it booted). */
+  release?: () => void;
 }
 
 let groups = 0;
@@ -68,8 +71,9 @@ export class WarmPool {
    * @param limits puts waiting processes into their cgroups ahead of a claim;
    *   without it the pool learns the enforcer from the first `Instance.start`
    *   on one of its processes (see `useLimits`).
+   * @param gate the host's boot slots (gate.ts); refills wait behind instance starts.
    */
-  constructor(readonly runtime: PoolRuntime, readonly size: number, private limits?: LimitEnforcer) {
+  constructor(readonly runtime: PoolRuntime, readonly size: number, private limits?: LimitEnforcer, private readonly gate: BootGate = bootGate) {
     this.fill();
   }
 
@@ -119,6 +123,8 @@ export class WarmPool {
     }
     if (!w) return undefined;
     const { proc } = w;
+    // Taken before its HELLO: its boot slot goes with it (the instance's init is the rest of its boot).
+    w.release?.();
     proc.child.off('exit', w.onExit);
     proc.channel.off('data', w.onData);
     proc.channel.pause();
@@ -148,35 +154,53 @@ export class WarmPool {
   private fill(): void {
     while (!this.closed && this.ready.length + this.spawning < this.size) {
       this.spawning++;
-      // Spawn off the current tick, so taking a process never pays for its replacement.
-      setImmediate(() => {
+      // A boot slot of the host (gate.ts), after every instance start waiting for one.
+      this.gate.acquire(() => {
         this.spawning--;
-        if (this.closed) return;
-        const proc: RuntimeProcess = spawnRuntime(this.runtime.command, this.runtime.args, this.runtime.env, this.runtime.cwd);
-        proc.channel.on('error', () => {});
-        proc.child.on('error', () => {});
-        // Into its cgroups now, before the sandbox forks the interpreter: its children are born inside.
-        this.prepare(proc);
-        const w: Waiting = {
-          proc,
-          booted: false,
-          reader: new FrameReader((f) => {
-            if (f.type !== FrameType.HELLO || w.booted) return;
-            w.booted = true;
-            // The tree is complete now: check that every process of it is inside, off the cold-start path.
-            proc.prepared?.adopt();
-          }),
-          onData: (chunk) => { try { w.reader.push(chunk); } catch { proc.child.kill('SIGKILL'); } },
-          onExit: () => {
-            const at = this.ready.indexOf(w);
-            if (at >= 0) this.ready.splice(at, 1);
-            proc.prepared?.release();
-          },
-        };
-        proc.channel.on('data', w.onData);
-        proc.child.once('exit', w.onExit);
-        this.ready.push(w);
-      });
+        if (this.closed) { this.gate.release(); return; }
+        this.spawn();
+      }, false);
     }
+  }
+
+  /** Starts one process; it holds its boot slot until it says HELLO (or exits). */
+  private spawn(): void {
+    let proc: RuntimeProcess;
+    try {
+      proc = spawnRuntime(this.runtime.command, this.runtime.args, this.runtime.env, this.runtime.cwd);
+    } catch {
+      this.gate.release();
+      return;
+    }
+    proc.channel.on('error', () => {});
+    proc.child.on('error', () => {});
+    // Into its cgroups now, before the sandbox forks the interpreter: its children are born inside.
+    this.prepare(proc);
+    let slot = true;
+    const booted = () => {
+      if (slot) { slot = false; this.gate.release(); }
+    };
+    const w: Waiting = {
+      proc,
+      booted: false,
+      reader: new FrameReader((f) => {
+        if (f.type !== FrameType.HELLO || w.booted) return;
+        w.booted = true;
+        booted();
+        // The tree is complete now: check that every process of it is inside, off the cold-start path.
+        proc.prepared?.adopt();
+      }),
+      onData: (chunk) => { try { w.reader.push(chunk); } catch { proc.child.kill('SIGKILL'); } },
+      onExit: () => {
+        booted();
+        const at = this.ready.indexOf(w);
+        if (at >= 0) this.ready.splice(at, 1);
+        proc.prepared?.release();
+      },
+    };
+    proc.channel.on('data', w.onData);
+    proc.child.once('exit', w.onExit);
+    w.release = booted;
+    this.ready.push(w);
   }
 }

@@ -200,7 +200,7 @@ export function poolRuntimeFor(language: 'node' | 'python', host: HostRuntimes, 
   const env = { PATH: `${dirname(interpreter)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'en_US.UTF-8', TZ: ':UTC' };
   const bootstrap = join(packageRoot, 'runtimes', language, language === 'node' ? 'bootstrap.mjs' : 'bootstrap.py');
   // --pooled: the Node runtime warms its own code up while it waits (runtimes/PROTOCOL.md, HELLO).
-  const args = language === 'node' ? [bootstrap, '--pooled'] : [bootstrap];
+  const args = language === 'node' ? [bootstrap, '--pooled'] : ['-S', bootstrap];
   const wrapped = isolation.wrap(interpreter, args, codeDir, runtimeDir(language), interpreterPaths(language, host));
   return { language, command: wrapped.command, args: wrapped.args, env, cwd: codeDir };
 }
@@ -242,7 +242,8 @@ export function launchFor(spec: FunctionSpec, host: HostRuntimes, modulePath: st
       throw new NimbusError('NIMBUS_ERR_RUNTIME_UNAVAILABLE', { language: 'Python', runtime: spec.runtime, reason: 'python3 is not on PATH' });
     }
     interpreter = host.python;
-    args = [join(packageRoot, 'runtimes', 'python', 'bootstrap.py')];
+    // -S: no site module nor .pth files (see bootstrap.py); the runtime adds site-packages itself.
+    args = ['-S', join(packageRoot, 'runtimes', 'python', 'bootstrap.py')];
   }
   const wrapped = isolation.wrap(interpreter, args, spec.codeDir, runtimeDir(spec.language), interpreterPaths(spec.language, host));
   return {
