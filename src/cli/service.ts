@@ -129,10 +129,7 @@ export function registerServiceCommands(program: Command, io: Io, done: (code: n
       const m = await ControlClient.from(opts, io.env).call<Record<string, unknown>>('metrics', 'GET', `/_/metrics?${query}`);
       if (opts.json) { io.out(JSON.stringify(m, null, 2) + '\n'); return; }
       io.out(`${paint(io, 'green', name ?? 'All functions')} since ${new Date(since).toISOString()}\n`);
-      for (const [k, v] of Object.entries(m)) {
-        if (k === 'function' || v === undefined || typeof v === 'object') continue;
-        io.out(`  ${k.padEnd(20)} ${typeof v === 'number' && !Number.isInteger(v) ? Number(v.toPrecision(6)) : String(v)}\n`);
-      }
+      for (const line of metricsLines(m)) io.out(`  ${line}\n`);
     })));
 }
 
@@ -231,6 +228,25 @@ export function registerMessagingCommands(program: Command, io: Io, done: (code:
       if (!rows.length) io.out('No subscriptions.\n');
       for (const t of rows) io.out(`${String(t.topic)} → ${String(t.functionName)}${t.filterPolicy ? `  filter ${JSON.stringify(t.filterPolicy)}` : ''}\n`);
     })));
+}
+
+/** The metrics summary for people: labels, units, rates. */
+function metricsLines(m: Record<string, unknown>): string[] {
+  const n = (k: string) => (typeof m[k] === 'number' ? m[k] as number : 0);
+  const ms = (k: string) => (typeof m[k] === 'number' ? `${(m[k] as number).toFixed(1)} ms` : '-');
+  const invocations = n('invocations');
+  const pct = (x: number) => (invocations ? ` (${((100 * x) / invocations).toFixed(1)}%)` : '');
+  return [
+    `invocations     ${invocations}`,
+    `errors          ${n('errors')}${pct(n('errors'))}`,
+    `throttles       ${n('throttles')}`,
+    `cold starts     ${n('coldStarts')}${pct(n('coldStarts'))}`,
+    `duration        p50 ${ms('p50Ms')}, p95 ${ms('p95Ms')}, p99 ${ms('p99Ms')}`,
+    `throughput      ${n('throughputPerSecond').toFixed(3)} invocations/s over ${(n('elapsedMs') / 1000).toFixed(0)} s`,
+    `instances       peak ${n('peakInstances')}, minimum ${n('minInstances')} (scale ratio ${n('scaleRatio').toFixed(1)})`,
+    `compute         ${n('gbSeconds').toFixed(3)} GB-seconds`,
+    `cost            $${n('costUsd').toFixed(8)} (Lambda's price model)`,
+  ];
 }
 
 /** A function's Lambda name: a key of the serverless.yml becomes its name; anything else is taken as a name. */
