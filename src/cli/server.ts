@@ -3,33 +3,26 @@ import type { Command } from 'commander';
 import { NimbusServer } from '../server/index.js';
 import { LAMBDA_X86_PRICES } from '../telemetry/index.js';
 import { dataDirOf } from './client.js';
-import { intOption, msList, numberOption, portOption } from './options.js';
+import { instanceOptions, instanceSettings, intOption, numberOption, portOption, type InstanceCliOptions } from './options.js';
 import { paint, reportError, type Io, logLines } from './output.js';
 
-interface ServerCliOptions {
+interface ServerCliOptions extends InstanceCliOptions {
   dataDir?: string; port: number; controlPort: number; host: string; controlHost: string; quiet?: boolean;
-  allowUnsandboxed?: boolean; retentionDays: number; pricePerRequest?: number; pricePerGbSecond?: number; asyncRetryDelays?: number[];
-  keepAlive: number; warmPool: number; hostMemoryShare: number; maxQueueWait: number; accountConcurrency: number;
+  allowUnsandboxed?: boolean; retentionDays: number; pricePerRequest?: number; pricePerGbSecond?: number;
 }
 
 /** Registers `server` on `program`; `done` receives the exit code when the server stops. */
 export function registerServer(program: Command, io: Io, done: (code: number) => void): void {
-  program
-    .command('server')
+  instanceOptions(program
+    .command('server'), 1)
     .description('Run the platform: serve every deployed service, take deploys on the control API, keep state in the data directory')
     .option('--data-dir <dir>', 'where state lives (default: NIMBUS_DATA_DIR or ~/.nimbus)')
     .option('-p, --port <port>', 'gateway port', portOption('--port'), 3000)
     .option('--control-port <port>', 'control API port', portOption('--control-port'), 3001)
     .option('--host <address>', 'gateway bind address (0.0.0.0 to serve other machines)', '127.0.0.1')
     .option('--control-host <address>', 'control API bind address (keep it on loopback unless a proxy with TLS is in front)', '127.0.0.1')
-    .option('--keep-alive <seconds>', 'an idle instance retires after this long', numberOption('--keep-alive'), 300)
-    .option('--warm-pool <count>', 'pre-warmed runtime processes kept per language and package (0: none)', intOption('--warm-pool'), 1)
-    .option('--host-memory-share <share>', 'share of host memory the memorySize of live instances may add up to', numberOption('--host-memory-share'), 0.8)
-    .option('--max-queue-wait <ms>', 'longest an invocation waits for an instance at a limit before it is throttled', intOption('--max-queue-wait'), 3000)
-    .option('--account-concurrency <count>', 'most instances of a function without reservedConcurrency', intOption('--account-concurrency'), 1000)
     .option('--price-per-request <usd>', 'price of one request in cost figures (default: Lambda\'s $0.0000002)', numberOption('--price-per-request'))
     .option('--price-per-gb-second <usd>', 'price of one GB-second in cost figures (default: Lambda\'s x86 $0.0000166667)', numberOption('--price-per-gb-second'))
-    .option('--async-retry-delays <ms,...>', 'waits before retries of failed asynchronous invocations (default Lambda\'s 60000,120000)', msList('--async-retry-delays'))
     .option('--retention-days <days>', 'invocation records and logs are kept this long', numberOption('--retention-days'), 30)
     .option('--allow-unsandboxed', 'run functions as plain processes of this user when bubblewrap cannot sandbox them (they can then read the data directory)')
     .option('--quiet', 'do not print invocation logs')
@@ -44,14 +37,9 @@ export function registerServer(program: Command, io: Io, done: (code: number) =>
           host: opts.host,
           controlHost: opts.controlHost,
           env: io.env,
-          keepAliveMs: opts.keepAlive * 1000,
-          warmPoolSize: opts.warmPool,
-          hostMemoryShare: opts.hostMemoryShare,
-          maxQueueWaitMs: opts.maxQueueWait,
-          accountConcurrency: opts.accountConcurrency,
+          ...instanceSettings(opts),
           allowUnsandboxed: opts.allowUnsandboxed ?? false,
           retentionDays: opts.retentionDays,
-          ...(opts.asyncRetryDelays ? { asyncRetryDelaysMs: opts.asyncRetryDelays } : {}),
           ...(opts.pricePerRequest !== undefined || opts.pricePerGbSecond !== undefined ? {
             prices: { perRequest: opts.pricePerRequest ?? LAMBDA_X86_PRICES.perRequest, perGbSecond: opts.pricePerGbSecond ?? LAMBDA_X86_PRICES.perGbSecond },
           } : {}),

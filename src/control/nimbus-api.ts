@@ -26,16 +26,13 @@
  * | `POST /_/topics/{name}/messages` (`{message, subject?, attributes?}`) | publishes a message to every subscriber |
  */
 import type http from 'node:http';
-import {
-  isNimbusError, NimbusError, type CorsConfig, type QueueEventSpec, type QueueSpec, type RouteSpec, type ScheduleSpec,
-  type TopicEventSpec, type TopicSpec,
-} from '../core/index.js';
+import { isNimbusError, NimbusError, type RouteSpec, type ServiceSpec } from '../core/index.js';
 
 /** The configuration of one function as deployed: a FunctionSpec without `codeDir` (the package gives it). */
 export type DeployFunctionConfig = Readonly<Record<string, unknown>> & { readonly key: string; readonly name: string };
 
-/** What `nimbus deploy` sends once the package is uploaded. */
-export interface DeployManifest {
+/** What `nimbus deploy` sends once the package is uploaded; the event sources are ServiceSpec's fields of the same names. */
+export interface DeployManifest extends Partial<Pick<ServiceSpec, 'schedules' | 'queues' | 'queueEvents' | 'topics' | 'topicEvents' | 'httpApiCors'>> {
   readonly service: string;
   readonly stage: string;
   readonly region: string;
@@ -44,16 +41,9 @@ export interface DeployManifest {
   /** Every function of the service (FunctionSpec without codeDir). */
   readonly functions: readonly DeployFunctionConfig[];
   readonly routes: readonly RouteSpec[];
-  readonly httpApiCors?: CorsConfig;
   readonly binaryMediaTypes: readonly string[];
   /** `nimbus deploy function -f KEY`: only these functions get a new version; routes stay as deployed. */
   readonly only?: readonly string[];
-  /** Event sources (ServiceSpec's fields of the same names). */
-  readonly schedules?: readonly ScheduleSpec[];
-  readonly queues?: readonly QueueSpec[];
-  readonly queueEvents?: readonly QueueEventSpec[];
-  readonly topics?: readonly TopicSpec[];
-  readonly topicEvents?: readonly TopicEventSpec[];
 }
 
 /** What a deploy or a rollback did. */
