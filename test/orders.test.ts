@@ -8,7 +8,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { GetQueueUrlCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, runNimbus, sleep, startServer, type DevProcess } from './cli-helpers.js';
@@ -80,6 +81,19 @@ describe('examples/orders-api on nimbus server', { timeout: 300_000 }, () => {
     const queues = JSON.parse((await runNimbus(['queue', 'list', '--json', ...remote()])).stdout) as Array<{ queue: string; deadLetterQueue?: string }>;
     assert.deepEqual(queues.map((q) => q.queue).sort(), ['orders', 'orders-dlq']);
     assert.equal(queues.find((q) => q.queue === 'orders')!.deadLetterQueue, 'orders-dlq');
+
+    // A dead-letter queue is read with receive (the CLI) or ReceiveMessage (the SDK, with the server's access key).
+    assert.equal((await runNimbus(['queue', 'send', '--queue', 'orders-dlq', '--body', 'dead one', ...remote()])).code, 0);
+    const key = (JSON.parse(readFileSync(join(dataDir, 'access-keys.json'), 'utf8')) as Array<{ accessKeyId: string; secretAccessKey: string }>)[0];
+    const sqs = new SQSClient({ endpoint: `http://127.0.0.1:${server.controlPort}`, region: 'us-east-1', credentials: key });
+    const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: 'orders-dlq' }));
+    const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 0 }));
+    assert.deepEqual(got.Messages?.map((m) => m.Body), ['dead one']);
+    sqs.destroy();
+    const received = await runNimbus(['queue', 'receive', '--queue', 'orders-dlq', '--delete', ...remote()]);
+    assert.equal(received.code, 0, received.stderr);
+    assert.match(received.stdout, /dead one\nDeleted 1 message\(s\)/);
+    assert.match((await runNimbus(['queue', 'receive', '--queue', 'orders-dlq', ...remote()])).stdout, /No message visible in orders-dlq/);
 
     const unknown = await runNimbus(['queue', 'send', '--queue', 'nope', '--body', 'x', ...remote()]);
     assert.equal(unknown.code, 1);

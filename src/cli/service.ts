@@ -199,6 +199,18 @@ export function registerMessagingCommands(program: Command, io: Io, done: (code:
         { body, ...(opts.attribute ? { attributes: opts.attribute } : {}), ...(delay !== undefined ? { delaySeconds: delay } : {}) });
       io.out(opts.json ? JSON.stringify(r) + '\n' : `Sent message ${r.messageId} to ${opts.queue}\n`);
     })));
+  remoteOptions(queue.command('receive').description('Receive messages of a queue, e.g. its dead-letter queue\'s (hidden for the visibility timeout unless deleted)'))
+    .requiredOption('-q, --queue <name>', 'the queue')
+    .option('-n, --max <count>', 'at most this many messages (1–10)', '10')
+    .option('--delete', 'delete the messages received')
+    .action(async (opts: RemoteOptions & { queue: string; max: string; delete?: boolean }) => done(await run(io, async () => {
+      const rows = await ControlClient.from(opts, io.env).call<Array<{ MessageId: string; Body: string; Attributes: Record<string, string> }>>('the receive', 'POST',
+        `/_/queues/${encodeURIComponent(opts.queue)}/receive`, { max: Number(opts.max), delete: opts.delete === true });
+      if (opts.json) { io.out(JSON.stringify(rows, null, 2) + '\n'); return; }
+      if (!rows.length) io.out(`No message visible in ${opts.queue}.\n`);
+      for (const m of rows) io.out(`${m.MessageId}  (received ${m.Attributes.ApproximateReceiveCount ?? '?'}×)  ${m.Body}\n`);
+      if (rows.length && opts.delete) io.out(`Deleted ${rows.length} message(s)\n`);
+    })));
   remoteOptions(queue.command('list').description('Every queue with its messages: visible, in flight, delayed'))
     .action(async (opts: RemoteOptions) => done(await run(io, async () => {
       const rows = await ControlClient.from(opts, io.env).call<Array<Record<string, unknown>>>('the queue list', 'GET', '/_/queues');

@@ -5,7 +5,8 @@
  * port (the AWS SDKs read them) and credentials to sign with.
  *
  * - SQS, AWS JSON 1.0 protocol (`X-Amz-Target: AmazonSQS.<Action>`), as the
- *   AWS SDKs speak it: SendMessage, SendMessageBatch, GetQueueUrl, ListQueues.
+ *   AWS SDKs speak it: SendMessage, SendMessageBatch, ReceiveMessage, DeleteMessage,
+ *   GetQueueUrl, ListQueues (a dead-letter queue is read with ReceiveMessage).
  *   https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
  * - SNS, the query protocol (`Action=Publish`, form-encoded, XML answers): Publish,
  *   ListTopics. https://docs.aws.amazon.com/sns/latest/api/API_Publish.html
@@ -45,6 +46,10 @@ export interface MessagingBackend {
     readonly messageGroupId?: string;
     readonly messageDeduplicationId?: string;
   }): Promise<{ messageId: string; md5OfBody: string; md5OfMessageAttributes?: string }>;
+  /** Messages received for a consumer outside Lambda (SQS's ReceiveMessage shape); hidden for the visibility timeout. */
+  receiveMessages(queue: string, options: { readonly maxNumberOfMessages?: number; readonly visibilityTimeout?: number }): Promise<unknown[]>;
+  /** Deletes a received message; false when the receipt handle is stale. */
+  deleteMessage(queue: string, receiptHandle: string): Promise<boolean>;
   topicNames(): string[];
   publish(topic: string, message: string, options: {
     readonly subject?: string;
@@ -110,8 +115,23 @@ async function sqs(backend: MessagingBackend, req: http.IncomingMessage, res: ht
         }
         return sqsJson(res, { Successful, Failed });
       }
+      case 'ReceiveMessage': {
+        const queue = queueOf(backend, input.QueueUrl);
+        const max = input.MaxNumberOfMessages;
+        const vis = input.VisibilityTimeout;
+        const messages = await backend.receiveMessages(queue, {
+          ...(typeof max === 'number' ? { maxNumberOfMessages: max } : {}), ...(typeof vis === 'number' ? { visibilityTimeout: vis } : {}),
+        });
+        return sqsJson(res, messages.length ? { Messages: messages } : {});
+      }
+      case 'DeleteMessage': {
+        const queue = queueOf(backend, input.QueueUrl);
+        if (typeof input.ReceiptHandle !== 'string') throw new MessagingError('MissingParameter', 'The request must contain the parameter ReceiptHandle.');
+        if (!(await backend.deleteMessage(queue, input.ReceiptHandle))) throw new MessagingError('ReceiptHandleIsInvalid', `The input receipt handle "${input.ReceiptHandle}" is not a valid receipt handle.`);
+        return sqsJson(res, {});
+      }
       default:
-        throw new MessagingError('UnsupportedOperation', `Nimbus's SQS API does not serve ${action}; it serves SendMessage, SendMessageBatch, GetQueueUrl and ListQueues (functions receive messages through sqs events)`);
+        throw new MessagingError('UnsupportedOperation', `Nimbus's SQS API does not serve ${action}; it serves SendMessage, SendMessageBatch, ReceiveMessage, DeleteMessage, GetQueueUrl and ListQueues`);
     }
   } catch (e) {
     if (!(e instanceof MessagingError)) throw e;

@@ -24,6 +24,7 @@
  * | `GET /_/queues`, `GET /_/topics` | queues with their message counts; topics with their subscribers |
  * | `POST /_/queues/{name}/messages` (`{body, attributes?, delaySeconds?}`) | sends a message (SQS's limits) |
  * | `POST /_/topics/{name}/messages` (`{message, subject?, attributes?}`) | publishes a message to every subscriber |
+ * | `POST /_/queues/{name}/receive` (`{max?, delete?}`) | receives messages (a dead-letter queue's, say), deleting them with `delete` |
  */
 import type http from 'node:http';
 import { isNimbusError, NimbusError, type RouteSpec, type ServiceSpec } from '../core/index.js';
@@ -101,6 +102,8 @@ export interface NimbusApiBackend {
   sendMessage(queue: string, body: string, options: { messageAttributes?: Record<string, { DataType: string; StringValue?: string }>; delaySeconds?: number }): { messageId: string };
   /** Publishes to a topic; throws NIMBUS_ERR_TOPIC_NOT_FOUND / NIMBUS_ERR_MESSAGE_INVALID. */
   publish(topic: string, message: string, options: { subject?: string; messageAttributes?: Record<string, { DataType: string; StringValue?: string }> }): { messageId: string };
+  /** Receives up to `max` messages of a queue (hidden for its visibility timeout), deleting them when `remove`. */
+  receiveMessages(queue: string, max: number, remove: boolean): unknown[];
   /** Queues with their counts, and topics with their subscriptions. */
   queueStats(): unknown[];
   topicStats(): unknown[];
@@ -192,6 +195,14 @@ export async function handleNimbusApi(
     }
     if (path === '/_/queues' && method === 'GET') { send(res, 200, backend.queueStats()); return true; }
     if (path === '/_/topics' && method === 'GET') { send(res, 200, backend.topicStats()); return true; }
+    const recv = /^\/_\/queues\/([^/]+)\/receive$/.exec(path);
+    if (recv && method === 'POST') {
+      const input = (body.length ? parseJson(body, 'receive') : {}) as { max?: unknown; delete?: unknown };
+      const max = input.max === undefined ? 10 : Number(input.max);
+      if (!Number.isInteger(max) || max < 1 || max > 10) throw badRequest(`max must be a whole number from 1 to 10, got ${JSON.stringify(input.max)}`);
+      send(res, 200, backend.receiveMessages(decoded(recv[1]), max, input.delete === true));
+      return true;
+    }
     const msg = /^\/_\/(queues|topics)\/([^/]+)\/messages$/.exec(path);
     if (msg && method === 'POST') {
       const input = parseJson(body, 'message') as Record<string, unknown> | null;

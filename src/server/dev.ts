@@ -107,6 +107,8 @@ export class DevServer {
         topicNames: () => sources!.topics.topicNames(),
         sendMessage: (q, b, o) => messagingBackend(sources!, platform.spec.region).sendMessage(q, b, o),
         publish: (t, m, o) => messagingBackend(sources!, platform.spec.region).publish(t, m, o),
+        receiveMessages: (q, o) => messagingBackend(sources!, platform.spec.region).receiveMessages(q, o),
+        deleteMessage: (q, h) => messagingBackend(sources!, platform.spec.region).deleteMessage(q, h),
       },
     });
     let controlPort: number;

@@ -659,6 +659,7 @@ export class NimbusServer implements NimbusApiBackend {
   sendMessage(...a: Parameters<NimbusApiBackend['sendMessage']>): { messageId: string } { return this.events().sendMessage(...a); }
   publish(...a: Parameters<NimbusApiBackend['publish']>): { messageId: string } { return this.events().publish(...a); }
   queueStats(): unknown[] { return this.events().queueStats(); }
+  receiveMessages(queue: string, max: number, remove: boolean): unknown[] { return this.events().receiveMessages(queue, max, remove); }
   topicStats(): unknown[] { return this.events().topicStats(); }
 
   private events(): ReturnType<typeof eventsApi> {

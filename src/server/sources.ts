@@ -225,6 +225,12 @@ export function messagingBackend(sources: EventSources, region: string): Messagi
     publish: async (topic, message, options) => {
       try { return sources.topics.publish(topic, message, options); } catch (e) { return refusal(e); }
     },
+    receiveMessages: async (queue, options) => {
+      try { return sources.queues.receiveMessages(queue, options); } catch (e) { return refusal(e); }
+    },
+    deleteMessage: async (queue, handle) => {
+      try { return sources.queues.deleteMessage(queue, handle); } catch (e) { return refusal(e); }
+    },
   };
 }
 
@@ -242,7 +248,7 @@ export function asNimbusError<T>(fn: () => T): T {
 
 /** The `/_/` endpoints' view of the queues, topics, schedules and dead letters. */
 export function eventsApi(sources: EventSources, functionName: (nameOrKey: string) => string): Pick<NimbusApiBackend,
-  'runSchedules' | 'schedules' | 'deadLetters' | 'redrive' | 'sendMessage' | 'publish' | 'queueStats' | 'topicStats'> {
+  'runSchedules' | 'schedules' | 'deadLetters' | 'redrive' | 'sendMessage' | 'publish' | 'queueStats' | 'topicStats' | 'receiveMessages'> {
   return {
     runSchedules: (name) => sources.runSchedules(functionName(name)),
     schedules: () => sources.schedules(),
@@ -250,6 +256,11 @@ export function eventsApi(sources: EventSources, functionName: (nameOrKey: strin
     redrive: (id) => sources.queue.redrive(id) !== undefined,
     sendMessage: (queue, body, options) => asNimbusError(() => sources.queues.sendMessage(queue, body, options)),
     publish: (topic, message, options) => asNimbusError(() => sources.topics.publish(topic, message, options)),
+    receiveMessages: (queue, max, remove) => asNimbusError(() => {
+      const messages = sources.queues.receiveMessages(queue, { maxNumberOfMessages: max });
+      if (remove) for (const m of messages) sources.queues.deleteMessage(queue, m.ReceiptHandle);
+      return messages;
+    }),
     queueStats: () => sources.queues.stats(),
     topicStats: () => sources.topics.subscriptions(),
   };
