@@ -1,52 +1,56 @@
 /**
- * How many runtime processes may boot at once on this host. Booting an
- * interpreter is CPU-bound (~70-130 ms of CPU for Node.js in bubblewrap
- * here, see bench/peers/README.md): 200 processes started at once each get
- * 1/200 of the CPU, all finish together at the end (past their init
- * timeout on a loaded machine), and the platform itself is starved. Booting
- * a few at a time costs the same CPU but brings instances up one after
- * another: the first queued invocations are answered within ~100 ms and
- * no init times out. Instance starts go before warm-pool refills.
+ * How many runtime processes may boot or initialise at once on this host.
+ * Booting an interpreter is CPU-bound (~50-130 ms of CPU for Node.js in
+ * bubblewrap here, see bench/peers/README.md), and so is an init (a few ms
+ * to import a small handler): 200 processes started at once each get 1/200
+ * of the CPU, all finish together at the end (past their init timeout on a
+ * loaded machine), and the platform itself is starved. A few at a time costs
+ * the same CPU but brings instances up one after another: the first queued
+ * invocations are answered at once and no init times out.
  *
- * Worked example (2 CPUs, limit 4): 200 fresh instances at ~130 ms of CPU
- * each take ~13 s either way, but with the gate the k-th instance is ready
- * after about k × 65 ms instead of all at ~13 s.
+ * Two kinds of work: urgent (an instance starting for an invocation: a
+ * fresh boot, or the init of a pooled process) and background (warm-pool
+ * refills). Urgent work never waits for background work: up to `limit`
+ * urgent boots run whatever the background does; background work runs only
+ * while urgent work leaves room and none waits.
+ *
+ * Worked example (2 CPUs, limit 4): 200 fresh instances at ~60 ms of CPU
+ * each take ~6 s either way, but with the gate the k-th instance is ready
+ * after about k × 30 ms instead of all at ~6 s.
  */
 import { availableParallelism } from 'node:os';
 
-/** Default number of concurrent boots: two per CPU (a boot also waits on page faults and exec). */
+/** Default number of concurrent boots: two per CPU this process may use (a boot also waits on page faults and exec). */
 export const DEFAULT_BOOT_CONCURRENCY = Math.max(2, 2 * availableParallelism());
 
-type Waiter = { readonly run: () => void };
-
-/** A counting gate with two queues: instance starts first, pool refills after. */
+/** A counting gate with two queues: instance starts (urgent) before pool refills (background). */
 export class BootGate {
-  private busy = 0;
-  private readonly urgent: Waiter[] = [];
-  private readonly background: Waiter[] = [];
+  private urgentBusy = 0;
+  private backgroundBusy = 0;
+  private readonly urgent: Array<() => void> = [];
+  private readonly background: Array<() => void> = [];
 
   constructor(public limit = DEFAULT_BOOT_CONCURRENCY) {}
 
   /** Boots in progress and waiting (for tests and metrics). */
-  get booting(): number { return this.busy; }
+  get booting(): number { return this.urgentBusy + this.backgroundBusy; }
   get waiting(): number { return this.urgent.length + this.background.length; }
 
   /**
-   * Calls `run` now or once a boot slot is free (`urgent` first); `run`
-   * holds one slot until `release()`. Returns a function that cancels a
-   * call not made yet (it returns false when `run` was already called).
+   * Calls `run` now or once a slot of its kind is free; `run` holds the slot
+   * until `release(urgent)`. Returns a function that cancels a call not made
+   * yet (it returns false when `run` was already called).
    */
   acquire(run: () => void, urgent: boolean): () => boolean {
-    if (this.busy < this.limit && (urgent || this.urgent.length === 0)) {
-      this.busy++;
+    if (urgent ? this.urgentBusy < this.limit : this.backgroundRoom()) {
+      if (urgent) this.urgentBusy++; else this.backgroundBusy++;
       run();
       return () => false;
     }
-    const w: Waiter = { run };
-    (urgent ? this.urgent : this.background).push(w);
+    const queue = urgent ? this.urgent : this.background;
+    queue.push(run);
     return () => {
-      const queue = urgent ? this.urgent : this.background;
-      const at = queue.indexOf(w);
+      const at = queue.indexOf(run);
       if (at < 0) return false;
       queue.splice(at, 1);
       return true;
@@ -54,18 +58,25 @@ export class BootGate {
   }
 
   /**
-   * Frees the slot of a boot that has ended (ready, failed or exited). The
+   * Frees a slot of a boot that has ended (ready, failed or exited). The
    * next boot starts off this tick: a spawn costs the platform milliseconds,
    * not to be paid by the invocation whose instance just became ready.
    */
-  release(): void {
-    this.busy = Math.max(0, this.busy - 1);
-    while (this.busy < this.limit) {
-      const next = this.urgent.shift() ?? this.background.shift();
-      if (!next) return;
-      this.busy++;
-      setImmediate(next.run);
+  release(urgent: boolean): void {
+    if (urgent) this.urgentBusy = Math.max(0, this.urgentBusy - 1);
+    else this.backgroundBusy = Math.max(0, this.backgroundBusy - 1);
+    while (this.urgent.length > 0 && this.urgentBusy < this.limit) {
+      this.urgentBusy++;
+      setImmediate(this.urgent.shift()!);
     }
+    while (this.background.length > 0 && this.backgroundRoom()) {
+      this.backgroundBusy++;
+      setImmediate(this.background.shift()!);
+    }
+  }
+
+  private backgroundRoom(): boolean {
+    return this.urgent.length === 0 && this.urgentBusy + this.backgroundBusy < this.limit;
   }
 }
 

@@ -124,7 +124,7 @@ export class Instance {
   private limits: InstanceLimits = NO_LIMITS;
   /** Cancels the wait for a boot slot, while there is one. */
   private cancelBoot: (() => boolean) | null = null;
-  /** True from the spawn of a fresh process until its init ends: it holds one of the gate's slots. */
+  /** True from the boot slot's grant until init ends: it holds one of the gate's slots. */
   private holdsBootSlot = false;
   private stderrTail = '';
   private current: {
@@ -155,30 +155,30 @@ export class Instance {
     this.prewarmed = prespawned !== undefined;
     if (prespawned) {
       prespawned.pool?.useLimits(limitEnforcer);
-      this.begin(prespawned, limitEnforcer);
-      return;
+      // Wired at once: its exit while it waits for a slot must not go unseen.
+      this.wire(prespawned, limitEnforcer);
     }
-    // A fresh process boots an interpreter: it waits for one of the host's boot slots.
+    // Booting an interpreter, or initialising a pooled one, waits for one of the host's boot slots (gate.ts).
     const cancel = gate.acquire(() => {
       this.cancelBoot = null;
       this.holdsBootSlot = true;
+      if (this.exited) { this.releaseBootSlot(); return; }
       try {
-        this.begin(spawnRuntime(launch.command, launch.args, launch.env, launch.cwd), limitEnforcer);
+        if (!prespawned) this.wire(spawnRuntime(launch.command, launch.args, launch.env, launch.cwd), limitEnforcer);
+        this.sendInit();
       } catch (e) {
         this.onExit(null, null, e as Error);
       }
     }, true);
-    if (!this.child) this.cancelBoot = cancel;
+    if (!this.holdsBootSlot && !this.exited) this.cancelBoot = cancel;
   }
 
-  /** Wires the process up, puts it under its limits and sends INIT. */
-  private begin(proc: RuntimeProcess, limitEnforcer: LimitEnforcer): void {
-    const launch = this.launch;
-    this.initStarted = performance.now();
+  /** Wires the process up and puts it under its limits. */
+  private wire(proc: RuntimeProcess, limitEnforcer: LimitEnforcer): void {
     this.child = proc.child;
     this.channel = proc.channel;
     if (this.child.pid !== undefined) {
-      this.limits = claimOrAttach(limitEnforcer, proc, this.child.pid, this.id, launch.memoryMB);
+      this.limits = claimOrAttach(limitEnforcer, proc, this.child.pid, this.id, this.launch.memoryMB);
       sampler.watch(this, limitEnforcer.kind === 'rss-sampling');
     }
 
@@ -197,7 +197,12 @@ export class Instance {
     });
     this.child.on('error', (e) => this.onExit(null, null, e));
     this.child.on('exit', (code, signal) => this.onExit(code, signal));
+  }
 
+  /** Sends INIT; the init timeout counts from here. */
+  private sendInit(): void {
+    const launch = this.launch;
+    this.initStarted = performance.now();
     const initTimer = setTimeout(() => {
       if (this.state !== 'starting') return;
       this.finishInit({
@@ -207,7 +212,7 @@ export class Instance {
       this.kill('retire');
     }, launch.initTimeoutMs);
     initTimer.unref();
-    this.channel.write(encodeFrame(FrameType.INIT, JSON.stringify(launch.init)));
+    this.channel!.write(encodeFrame(FrameType.INIT, JSON.stringify(launch.init)));
   }
 
   /**
@@ -263,8 +268,6 @@ export class Instance {
     this.killedByPlatform ??= reason;
     if (!this.child) {
       // Still waiting for a boot slot: there is no process to kill.
-      this.cancelBoot?.();
-      this.cancelBoot = null;
       this.onExit(null, 'SIGKILL');
       return;
     }
@@ -320,7 +323,7 @@ export class Instance {
   private releaseBootSlot(): void {
     if (!this.holdsBootSlot) return;
     this.holdsBootSlot = false;
-    this.gate.release();
+    this.gate.release(true);
   }
 
   private finishInit(result: InitResult): void {
@@ -441,6 +444,8 @@ export class Instance {
     if (this.deadlineTimer) { clearTimeout(this.deadlineTimer); this.deadlineTimer = null; }
     sampler.unwatch(this);
     this.limits.release();
+    this.cancelBoot?.();
+    this.cancelBoot = null;
     this.releaseBootSlot();
     this.channel?.destroy();
     const listeners = this.exitListeners;
@@ -453,6 +458,9 @@ export class Instance {
 
   /** @internal for the sampler: the cgroup says the instance is stuck at its memory limit. */
   atMemoryLimit(): boolean { return this.limits.atMemoryLimit?.() ?? false; }
+
+  /** @internal for the sampler: ms the current invocation has run, 0 when none. */
+  busyForMs(now: number): number { return this.current ? now - this.current.started : 0; }
 }
 
 /** The limits of a new instance: its pool's prepared cgroups when it has them (one write), else a full attach. */
@@ -489,7 +497,10 @@ function signalName(signal: NodeJS.Signals): string {
 /**
  * Samples busy instances' memory: without cgroups it is the memory limit
  * itself (resident set over the memory size, every RSS_SAMPLE_MS); with
- * cgroups it catches an instance stuck at its limit (every 5 samples).
+ * cgroups it catches an instance stuck at its limit (every 5 samples), among
+ * those busy for STUCK_AFTER_MS or more: a stuck instance is a slow one, and
+ * reading a cgroup file for each of hundreds of short invocations costs the
+ * platform more than the invocations.
  */
 class RssSampler {
   private readonly watched = new Map<Instance, boolean>();
@@ -511,11 +522,19 @@ class RssSampler {
 
   private sample(): void {
     const cgroupTurn = ++this.tick % 5 === 0;
+    const now = performance.now();
     for (const [inst, byResidentSet] of this.watched) {
       if (inst.state !== 'busy' || inst.pid === undefined) continue;
-      if (byResidentSet ? residentBytes(inst.pid) > inst.memoryLimitBytes : cgroupTurn && inst.atMemoryLimit()) inst.overMemory();
+      if (byResidentSet) {
+        if (residentBytes(inst.pid) > inst.memoryLimitBytes) inst.overMemory();
+      } else if (cgroupTurn && inst.busyForMs(now) >= STUCK_AFTER_MS && inst.atMemoryLimit()) {
+        inst.overMemory();
+      }
     }
   }
 }
+
+/** How long an invocation runs before the sampler checks whether its instance is stuck at its memory limit. */
+const STUCK_AFTER_MS = 500;
 
 const sampler = new RssSampler();

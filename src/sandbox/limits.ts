@@ -169,15 +169,15 @@ function tryCgroupV2(group: string): LimitEnforcer | null {
     description: `cgroup v2 at ${parent}: memory.max = memorySize, no swap, pids.max = ${PIDS_MAX}, cpu.max = memorySize / ${MB_PER_VCPU} MB per CPU`,
     attach(pid, instanceId, memoryMB) {
       const dir = makeGroupV2(parent, instanceId, memoryMB);
-      enter(dir, pid);
+      enter([dir], pid, true);
       return limitsV2(dir, pid, memoryMB, () => false);
     },
     prepare(pid, name) {
       const dir = makeGroupV2(parent, name, POOL_MEMORY_MB);
-      enter(dir, pid);
+      enter([dir], pid, true);
       let settled = false;
       return {
-        adopt: () => { try { enter(dir, pid); settled = true; } catch { /* gone */ } },
+        adopt: () => { try { enter([dir], pid); settled = true; } catch { /* gone */ } },
         claim: (memoryMB) => {
           writeFileSync(join(dir, 'memory.max'), String(memoryMB * MB));
           return limitsV2(dir, pid, memoryMB, () => settled);
@@ -208,7 +208,7 @@ function limitsV2(dir: string, pid: number, memoryMB: number, settled: () => boo
     killAll: () => trySet(join(dir, 'cgroup.kill'), '1'),
     startCpuQuota: () => trySet(join(dir, 'cpu.max'), `${cpuQuotaUs(memoryMB)} ${CPU_PERIOD_US}`),
     peakMemoryMB: () => toMB(readOr(join(dir, 'memory.peak'))),
-    adopt: () => { if (!settled()) try { enter(dir, pid); } catch { /* gone */ } },
+    adopt: () => { if (!settled()) try { enter([dir], pid); } catch { /* gone */ } },
     atMemoryLimit: () => Number(readOr(join(dir, 'memory.current'))) >= limit * NEAR_LIMIT
       && statValue(join(dir, 'memory.stat'), 'anon') >= limit * NEAR_LIMIT,
     release: () => removeLater(dir),
@@ -244,10 +244,9 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
     const cpu = cpuParent ? makeGroup(cpuParent, name, { 'cpu.cfs_period_us': String(CPU_PERIOD_US), 'cpu.cfs_quota_us': '-1' }) : null;
     return { mem, pids, cpu };
   };
-  /** Moves the tree into the memory group (which must work) and the others (which may not). */
-  const enterV1 = (g: GroupsV1, pid: number): void => {
-    enter(g.mem, pid);
-    for (const d of [g.pids, g.cpu]) if (d) { try { enter(d, pid); } catch { /* the kernel refused: limits without it */ } }
+  /** Moves the tree into the memory group (which must work) and the others (which may not: limits without them). */
+  const enterV1 = (g: GroupsV1, pid: number, fresh = false): void => {
+    enter([g.mem, ...(g.pids ? [g.pids] : []), ...(g.cpu ? [g.cpu] : [])], pid, fresh);
   };
   const releaseV1 = (g: GroupsV1): void => {
     removeLater(g.mem);
@@ -277,12 +276,12 @@ function tryCgroupV1(group: string): LimitEnforcer | null {
     description: `cgroup v1 at ${memParent}: memory.limit_in_bytes = memorySize${swapAccounting ? ', memsw too' : ''}${pidsParent ? `, pids.max = ${PIDS_MAX}` : ''}${cpuParent ? `, cpu quota = memorySize / ${MB_PER_VCPU} MB per CPU` : ''}`,
     attach(pid, instanceId, memoryMB) {
       const g = makeGroupsV1(instanceId, memoryMB);
-      enterV1(g, pid);
+      enterV1(g, pid, true);
       return limitsV1(g, pid, memoryMB, () => false);
     },
     prepare(pid, name) {
       const g = makeGroupsV1(name, POOL_MEMORY_MB);
-      enterV1(g, pid);
+      enterV1(g, pid, true);
       let settled = false;
       let limitMB = POOL_MEMORY_MB;
       return {
@@ -337,23 +336,33 @@ export function processTree(pid: number): number[] {
 }
 
 /**
- * Moves `pid` and its descendants into the cgroup folder `dir`. A process
- * forked while the tree is being walked would stay outside, so the walk is
- * repeated until it finds nothing new (a child forked after its parent moved
- * is born inside).
+ * Moves `pid` and its descendants into each cgroup folder of `dirs` (the
+ * first must take `pid`; the others may refuse). A process forked while the
+ * tree is being walked would stay outside, so the walk is repeated until it
+ * finds nothing new (a child forked after its parent moved is born inside).
+ * `fresh`: the groups were just made, so nothing is inside yet. One walk
+ * serves every group: each walk reads /proc for every thread.
  */
-function enter(dir: string, pid: number): void {
+function enter(dirs: readonly string[], pid: number, fresh = false): void {
   // Moving a process costs a cgroup migration (milliseconds on v1): skip those already inside.
-  const moved = new Set<number>(readOr(join(dir, 'cgroup.procs')).split('\n').filter(Boolean).map(Number));
+  const moved = dirs.map((d) => new Set<number>(fresh ? [] : readOr(join(d, 'cgroup.procs')).split('\n').filter(Boolean).map(Number)));
+  const refused = new Set<number>();
   for (let pass = 0; pass < 10; pass++) {
-    let fresh = 0;
+    let added = 0;
     for (const p of processTree(pid)) {
-      if (moved.has(p)) continue;
-      try { writeFileSync(join(dir, 'cgroup.procs'), String(p)); } catch (e) { if (p === pid) throw e; }
-      moved.add(p);
-      fresh++;
+      for (let i = 0; i < dirs.length; i++) {
+        if (moved[i].has(p) || refused.has(i)) continue;
+        try {
+          writeFileSync(join(dirs[i], 'cgroup.procs'), String(p));
+        } catch (e) {
+          if (p === pid && i === 0) throw e;
+          if (p === pid) { refused.add(i); continue; }
+        }
+        moved[i].add(p);
+        added++;
+      }
     }
-    if (fresh === 0) return;
+    if (added === 0) return;
   }
 }
 

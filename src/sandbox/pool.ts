@@ -105,10 +105,10 @@ export class WarmPool {
 
   /**
    * A waiting process (a booted one when there is one), or undefined when
-   * the pool is empty. A replacement starts REFILL_DELAY_MS later, so
-   * starting it (tens of ms of CPU) does not compete with the cold start
-   * that took this one. The caller must hand it to `Instance.start` in the
-   * same tick (its channel is paused until then).
+   * the pool is empty. Replacements start once no process was taken for
+   * REFILL_DELAY_MS, so starting them (tens of ms of CPU each) does not
+   * compete with the cold starts that took these. The caller must hand it to
+   * `Instance.start` in the same tick (its channel is paused until then).
    */
   take(): RuntimeProcess | undefined {
     for (let i = 0; i < this.ready.length; i++) {
@@ -117,7 +117,9 @@ export class WarmPool {
     }
     const at = this.ready.findIndex((w) => w.booted);
     const [w] = this.ready.splice(at >= 0 ? at : 0, 1);
-    if (!this.refillTimer && !this.closed) {
+    // Refill once takes pause for REFILL_DELAY_MS: during a burst every spawn would compete with it.
+    if (this.refillTimer) this.refillTimer.refresh();
+    else if (!this.closed) {
       this.refillTimer = setTimeout(() => { this.refillTimer = null; this.fill(); }, REFILL_DELAY_MS);
       this.refillTimer.unref();
     }
@@ -157,7 +159,7 @@ export class WarmPool {
       // A boot slot of the host (gate.ts), after every instance start waiting for one.
       this.gate.acquire(() => {
         this.spawning--;
-        if (this.closed) { this.gate.release(); return; }
+        if (this.closed) { this.gate.release(false); return; }
         this.spawn();
       }, false);
     }
@@ -169,7 +171,7 @@ export class WarmPool {
     try {
       proc = spawnRuntime(this.runtime.command, this.runtime.args, this.runtime.env, this.runtime.cwd);
     } catch {
-      this.gate.release();
+      this.gate.release(false);
       return;
     }
     proc.channel.on('error', () => {});
@@ -178,7 +180,7 @@ export class WarmPool {
     this.prepare(proc);
     let slot = true;
     const booted = () => {
-      if (slot) { slot = false; this.gate.release(); }
+      if (slot) { slot = false; this.gate.release(false); }
     };
     const w: Waiting = {
       proc,
