@@ -37,6 +37,9 @@ const POOL_WAIT_MS = Number(env.POOL_WAIT_MS || 1000);
 const SCALE_N = Number(env.SCALE_N || 200);
 const SCALE_TRIALS = Number(env.SCALE_TRIALS || 1);
 const SCALE_UNPINNED = env.SCALE_UNPINNED !== '0';
+// Trials of phase 3 beyond the Node ones from the default pool: `py` (the same function in Python),
+// `prebooted` (Node with --warm-pool SCALE_N: the runtimes booted before the burst).
+const SCALE_EXTRA = (env.SCALE_EXTRA ?? 'py,prebooted').split(',').filter(Boolean);
 const SLEEP_MS = 1000;
 
 const REPORT_ONLY = env.REPORT_ONLY === '1'; // re-print the report of the last run from results.json
@@ -69,9 +72,16 @@ const SERVERS = [
     cmd: WORKERD ?? 'workerd', args: ['serve', 'config.capnp', '--socket-addr', 'http=127.0.0.1:4524'] },
 ].filter((s) => !ONLY.length || ONLY.includes(s.name));
 const COLD_FIXTURE = nimbus('nimbus-cold', 'Nimbus (fixtures/cold)', path.join(FIX, 'cold/serverless.yml'), 4526, 4536);
-const SCALE_FIXTURE = nimbus('nimbus-scale', 'Nimbus (fixtures/scale)', path.join(FIX, 'scale/serverless.yml'), 4527, 4537);
+// 200 instances of 128 MB are 25.6 GB of memorySize: over the default budget (80% of this host's 23.5 GB), so the
+// scale servers run with --host-memory-share 1.2 (memorySize is a limit; an idle instance uses ~10-45 MB).
+const SCALE_SHARE = env.SCALE_HOST_MEMORY_SHARE || '1.2';
+const scaleServer = (name, dir, extra = []) => {
+  const s = nimbus(name, `Nimbus (fixtures/${dir})`, path.join(FIX, `${dir}/serverless.yml`), 4527, 4537);
+  return { ...s, args: [...s.args, '--host-memory-share', SCALE_SHARE, ...extra] };
+};
+const SCALE_FIXTURE = scaleServer('nimbus-scale', 'scale');
 
-const results = { startedAt: new Date().toISOString(), params: { CONNS, DURATION_S, ROUNDS, WARMUP_S, NIMBUS_WARMUP_S, COLD_RUNS, ZERO_STARTS, POOL_WAIT_MS, SCALE_N, SCALE_TRIALS, PIN: C.PIN, SERVER_CPU: C.SERVER_CPU, CLIENT_CPU: C.CLIENT_CPU } };
+const results = { startedAt: new Date().toISOString(), params: { CONNS, DURATION_S, ROUNDS, WARMUP_S, NIMBUS_WARMUP_S, COLD_RUNS, ZERO_STARTS, POOL_WAIT_MS, SCALE_N, SCALE_TRIALS, SCALE_SHARE, PIN: C.PIN, SERVER_CPU: C.SERVER_CPU, CLIENT_CPU: C.CLIENT_CPU } };
 const saveJson = () => fs.writeFileSync(path.join(OUT, 'results.json'), JSON.stringify(results, null, 2));
 
 // ---- wrk ----------------------------------------------------------------------------------
@@ -271,15 +281,38 @@ async function burst(port, n, urlPath) {
   return { totalMs: C.now() - t0, kinds: Object.fromEntries(kinds), errors: n - (kinds.get('200') ?? 0), p50: C.median(lat), max: Math.max(...lat) };
 }
 
+/** Waits until the platform has `n` runtime processes (a full warm pool), then a little for their HELLOs; false after maxMs. */
+async function waitRuntimes(pid, n, maxMs) {
+  const until = C.now() + maxMs;
+  while (C.now() < until) {
+    if (countInstances(pid) >= n) { await C.sleep(3000); return true; }
+    await C.sleep(250);
+  }
+  return false;
+}
+
 async function scale() {
-  const cfg = SCALE_FIXTURE;
   const trials = [];
-  const plan = [...Array.from({ length: SCALE_TRIALS }, () => true), ...(SCALE_UNPINNED && C.PIN ? [false] : [])];
-  for (const [i, pin] of plan.entries()) {
+  const node = { lang: 'node', cfg: SCALE_FIXTURE, pool: 'default (2)' };
+  const plan = [
+    ...Array.from({ length: SCALE_TRIALS }, () => ({ ...node, pin: true })),
+    ...(SCALE_UNPINNED && C.PIN ? [{ ...node, pin: false }] : []),
+    ...(SCALE_EXTRA.includes('py') ? [{ lang: 'py', cfg: scaleServer('nimbus-scale-py', 'scale-py'), pool: 'default (2)', pin: true }] : []),
+    ...(SCALE_EXTRA.includes('prebooted') ? [{ lang: 'node', cfg: scaleServer('nimbus-scale-pool', 'scale', ['--warm-pool', String(SCALE_N)]), pool: `${SCALE_N} pre-booted`, pin: true, prebooted: true }] : []),
+  ];
+  for (const [i, trial] of plan.entries()) {
+    const { cfg, pin } = trial;
     await C.waitQuiet(C.SERVER_CPU, { maxMs: 3000 });
-    const child = await startNimbus(cfg, 'scale-nimbus.log', { pin });
+    const child = await startNimbus(cfg, `scale-${i}-nimbus.log`, { pin });
     try {
-      await C.sleep(POOL_WAIT_MS);
+      let poolFillMs = NaN;
+      if (trial.prebooted) {
+        const t0 = C.now();
+        if (!(await waitRuntimes(child.pid, SCALE_N, 120000))) log(`[scale] trial ${i}: the warm pool did not fill in 120 s`);
+        poolFillMs = C.now() - t0;
+      } else {
+        await C.sleep(POOL_WAIT_MS);
+      }
       let peakProcs = 0;
       const h = setInterval(() => { peakProcs = Math.max(peakProcs, countInstances(child.pid)); }, 200);
       const b = await burst(cfg.port, SCALE_N, '/sleep');
@@ -287,13 +320,13 @@ async function scale() {
       let peakInstances = NaN;
       let metrics = null;
       try {
-        const m = await C.get(cfg.controlPort, `/_/metrics?function=bench-peers-scale-dev-sleep`, 5000);
+        const m = await C.get(cfg.controlPort, `/_/metrics?function=${trial.lang === 'py' ? 'bench-peers-scale-py-dev-sleep' : 'bench-peers-scale-dev-sleep'}`, 5000);
         metrics = JSON.parse(m.body);
         peakInstances = metrics.peakInstances ?? metrics.instances?.peak ?? NaN;
       } catch { /* a build without /_/metrics */ }
-      const t = { trial: i, pinned: pin, ...b, overheadMs: b.totalMs - SLEEP_MS, peakInstances, peakProcs, metrics };
+      const t = { trial: i, lang: trial.lang, pool: trial.pool, pinned: pin, poolFillMs, ...b, overheadMs: b.totalMs - SLEEP_MS, peakInstances, peakProcs, metrics };
       trials.push(t);
-      log(`[scale] trial ${i} (${pin ? `server pinned to CPU ${C.SERVER_CPU}` : 'server unpinned'}): all ${SCALE_N} answered after ${C.fmt(b.totalMs, 0)} ms (-${SLEEP_MS} = ${C.fmt(t.overheadMs, 0)} ms), errors ${b.errors} ${JSON.stringify(b.kinds)}, peak instances ${peakInstances} (processes ${peakProcs})`);
+      log(`[scale] trial ${i} (${trial.lang}, pool ${trial.pool}${trial.prebooted ? ` filled in ${C.fmt(poolFillMs / 1000, 1)} s` : ''}, ${pin ? `server pinned to CPU ${C.SERVER_CPU}` : 'server unpinned'}): all ${SCALE_N} answered after ${C.fmt(b.totalMs, 0)} ms (-${SLEEP_MS} = ${C.fmt(t.overheadMs, 0)} ms), errors ${b.errors} ${JSON.stringify(b.kinds)}, peak instances ${peakInstances} (processes ${peakProcs})`);
     } finally {
       await C.stopServer(child, 10000);
     }
@@ -445,11 +478,12 @@ function report() {
   }
   const sc = results.scale;
   if (sc) {
-    L.push(`### 3. Nimbus scale 0 -> ${p.SCALE_N}: ${p.SCALE_N} concurrent GET /sleep (handler sleeps ${SLEEP_MS} ms, 128 MB, reservedConcurrency unset), fresh connections`, '');
-    L.push('| trial | server | all answered after ms | minus the 1000 ms sleep | goal < 3000 ms | errors (goal 0) | answers | client latency p50 / max ms | function Duration p50 / p99 ms (sleep 1000) | peak instances (platform) | peak runtime processes |');
-    L.push('|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|');
+    L.push(`### 3. Nimbus scale 0 -> ${p.SCALE_N}: ${p.SCALE_N} concurrent GET /sleep (handler sleeps ${SLEEP_MS} ms, 128 MB, reservedConcurrency unset), fresh connections, --host-memory-share ${p.SCALE_SHARE ?? '0.8'}`, '');
+    L.push('| trial | function | warm pool | server | all answered after ms | minus the 1000 ms sleep | goal < 3000 ms | errors (goal 0) | answers | client latency p50 / max ms | function Duration p50 / p99 ms (sleep 1000) | peak instances (platform) | peak runtime processes |');
+    L.push('|---|---|---|---|---:|---:|---|---:|---|---:|---:|---:|---:|');
     for (const t of sc) {
-      L.push(`| ${t.trial} | ${t.pinned ? `pinned to CPU ${p.SERVER_CPU}` : 'unpinned (2 CPUs, client shares them)'} | ${C.fmt(t.totalMs, 0)} | **${C.fmt(t.overheadMs, 0)}** | ${t.overheadMs < 3000 ? 'met' : '**missed**'} | **${t.errors}** | ${Object.entries(t.kinds).map(([k, v]) => `${k}: ${v}`).join(', ')} | ${C.fmt(t.p50, 0)} / ${C.fmt(t.max, 0)} | ${C.fmt(t.metrics?.p50Ms, 0)} / ${C.fmt(t.metrics?.p99Ms, 0)} | ${t.peakInstances} | ${t.peakProcs} |`);
+      const pool = t.pool ?? 'default (2)';
+      L.push(`| ${t.trial} | ${t.lang === 'py' ? 'Python' : 'Node.js'} | ${pool}${Number.isFinite(t.poolFillMs) ? ` (filled in ${C.fmt(t.poolFillMs / 1000, 1)} s before)` : ''} | ${t.pinned ? `pinned to CPU ${p.SERVER_CPU}` : 'unpinned (2 CPUs, client shares them)'} | ${C.fmt(t.totalMs, 0)} | **${C.fmt(t.overheadMs, 0)}** | ${t.overheadMs < 3000 ? 'met' : '**missed**'} | **${t.errors}** | ${Object.entries(t.kinds).map(([k, v]) => `${k}: ${v}`).join(', ')} | ${C.fmt(t.p50, 0)} / ${C.fmt(t.max, 0)} | ${C.fmt(t.metrics?.p50Ms, 0)} / ${C.fmt(t.metrics?.p99Ms, 0)} | ${t.peakInstances} | ${t.peakProcs} |`);
     }
     L.push('');
   }
