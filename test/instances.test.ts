@@ -49,6 +49,13 @@ exports.logs = async () => { console.log('one'); console.error('two', { a: 1 });
 exports.cb = (event, context, callback) => { setTimeout(() => console.log('late'), 300); callback(null, 'done'); };
 exports.cbNoWait = (event, context, callback) => { context.callbackWaitsForEmptyEventLoop = false; setTimeout(() => {}, 300); callback(null, 'fast'); };
 exports.undef = async () => undefined;
+exports.tagged = async (event) => {
+  console.log('one', event.n);
+  await new Promise((r) => setTimeout(r, 30 * (5 - event.n)));
+  process.stdout.write('two ' + event.n + '\\n');
+  console.error('three', event.n);
+  return event.n;
+};
 exports.sandbox = async () => {
   const fs = require('fs');
   let write;
@@ -317,6 +324,57 @@ describe('warm pool', () => {
     await inst.ready;
     const r = await inst.invoke({ requestId: 'r2', event: '{}', deadlineMs: Date.now() + 10_000, timeoutSeconds: 10, onLog: () => {} });
     assert.equal(r.outcome, 'oom');
+  });
+});
+
+describe('several invocations per instance (an opt-in)', () => {
+  async function concurrent(s: FunctionSpec, concurrency: number): Promise<FunctionDispatcher> {
+    const d = new FunctionDispatcher(s, { maxInstances: 10, keepAliveMs: 60_000, concurrency, launch: () => launchFor(s, host, undefined, 't'), limits });
+    dispatchers.push(d);
+    return d;
+  }
+
+  it('runs up to `concurrency` invocations at once on one Node.js instance', async () => {
+    const d = await concurrent(spec('node.sleep'), 4);
+    const results = await Promise.all(Array.from({ length: 8 }, () => d.invoke({ event: '{"ms":400}' })));
+    assert.deepEqual(results.map((r) => r.outcome), Array(8).fill('ok'));
+    assert.equal(new Set(results.map((r) => JSON.parse(r.payload).pid)).size, 2, 'two instances of four');
+    assert.equal(d.stats().instances, 2);
+    assert.equal(results.filter((r) => r.initDurationMs !== undefined).length, 2, 'one cold start per instance');
+  });
+
+  it('gives each invocation its own log lines, console and stdout alike', async () => {
+    const d = await concurrent(spec('node.tagged'), 4);
+    const rs = await Promise.all([1, 2, 3, 4].map((n) => d.invoke({ event: JSON.stringify({ n }), requestId: `req-${n}` })));
+    for (const [i, r] of rs.entries()) {
+      const n = i + 1;
+      assert.equal(r.payload, String(n));
+      const lines = r.logs.split('\n');
+      assert.equal(lines[0], `START RequestId: req-${n} Version: $LATEST`);
+      assert.match(lines[1], new RegExp(`\\treq-${n}\\tINFO\\tone ${n}$`));
+      assert.equal(lines[2], `two ${n}`);
+      assert.match(lines[3], new RegExp(`\\treq-${n}\\tERROR\\tthree ${n}$`));
+      assert.equal(lines[4], `END RequestId: req-${n}`);
+    }
+  });
+
+  it('a timeout ends the instance: the invocation that timed out times out, the others on it crash', async () => {
+    const d = await concurrent(spec('node.sleep', { timeout: 0.6 }), 2);
+    assert.equal((await d.invoke({ event: '{"ms":1}' })).outcome, 'ok');
+    const first = d.invoke({ event: '{"ms":3000}' });
+    await new Promise((r) => setTimeout(r, 300));
+    const second = d.invoke({ event: '{"ms":3000}' });
+    assert.equal((await first).outcome, 'timeout');
+    const r = await second;
+    assert.equal(r.outcome, 'crashed');
+    assert.match(JSON.parse(r.payload).errorMessage, /Runtime exited with error: signal: killed$/);
+  });
+
+  it('stays at one per instance for Python, whose runtime takes one at a time', async () => {
+    const d = await concurrent(spec('py_app.sleep'), 4);
+    const rs = await Promise.all(Array.from({ length: 3 }, () => d.invoke({ event: '{"ms":300}' })));
+    assert.deepEqual(rs.map((r) => r.outcome), ['ok', 'ok', 'ok']);
+    assert.equal(new Set(rs.map((r) => JSON.parse(r.payload).pid)).size, 3);
   });
 });
 

@@ -4,8 +4,8 @@
  *
  * It speaks the frame protocol of `runtimes/PROTOCOL.md` on fd 3: waits for
  * INIT, loads the handler once (the cold start), then answers INVOKE frames
- * one at a time, reusing the loaded module (warm invocations). It imports
- * nothing from the platform.
+ * one at a time (or up to INIT's `concurrency` at once, an opt-in), reusing
+ * the loaded module (warm invocations). It imports nothing from the platform.
  *
  * Behaviour copied from AWS Lambda's Node.js runtime:
  * - handler string `path/file.export[.nested]`, module resolved as .js, .mjs, .cjs
@@ -24,6 +24,7 @@ import { format } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const INIT = 1, READY = 2, INIT_ERROR = 3, INVOKE = 4, RESULT = 5, ERROR = 6, LOG = 7, HELLO = 8;
@@ -35,10 +36,22 @@ const channel = new net.Socket({ fd: 3, readable: true, writable: true });
 let init = {};
 /** @type {Function | null} */
 let handler = null;
-/** The request id of the invocation running now, for log lines. */
+/** The request id of the invocation running now, for log lines (one invocation at a time). */
 let currentRequestId = 'undefined';
 /** @type {null | ((kind: number, body: string) => void)} */
 let finishCurrent = null;
+/**
+ * Invocations at once (INIT's `concurrency`, an opt-in; Lambda's is 1). Above
+ * 1, the request id of log lines comes from `requestContext`, and every
+ * invocation in flight is in `inFlight`.
+ */
+let concurrency = 1;
+/** @type {AsyncLocalStorage<string>} */
+const requestContext = new AsyncLocalStorage();
+/** @type {Map<string, (kind: number, body: string) => void>} */
+const inFlight = new Map();
+/** The request id for a log line written now. */
+const requestIdNow = () => (concurrency > 1 ? requestContext.getStore() ?? 'undefined' : currentRequestId);
 
 // ---- frames ---------------------------------------------------------------
 
@@ -160,13 +173,17 @@ if (process.argv[2] === '--pooled') {
 // ---- logs -----------------------------------------------------------------
 
 /** @param {string} text */
-function log(text) { send(LOG, '{}', text); }
+function log(text) {
+  // With several invocations at once, the LOG frame names the one that wrote it.
+  const id = concurrency > 1 ? requestContext.getStore() : undefined;
+  send(LOG, id === undefined ? '{}' : `{"requestId":${JSON.stringify(id)}}`, text);
+}
 
 /** @param {string} level */
 function logLine(level) {
   return (/** @type {any[]} */ ...args) => {
     const msg = format(...args).replace(/\n/g, '\r');
-    log(`${new Date().toISOString()}\t${currentRequestId}\t${level}\t${msg}\n`);
+    log(`${new Date().toISOString()}\t${requestIdNow()}\t${level}\t${msg}\n`);
   };
 }
 console.log = logLine('INFO');
@@ -218,6 +235,7 @@ function serialiseError(doc) {
 /** @param {Record<string, any>} header */
 async function onInit(header) {
   init = header;
+  concurrency = Math.max(1, Math.floor(Number(header.concurrency) || 1));
   // Only what changes is touched: setting or deleting TZ makes ICU detect the
   // time zone again (~10 ms of file reads inside the sandbox).
   const env = /** @type {Record<string, string>} */ (header.env);
@@ -238,7 +256,7 @@ async function onInit(header) {
     channel.end(() => process.exit(1));
     return;
   }
-  send(READY, JSON.stringify({ initDurationMs: performance.now() - started }), EMPTY);
+  send(READY, JSON.stringify({ initDurationMs: performance.now() - started, ...(concurrency > 1 ? { concurrency } : {}) }), EMPTY);
 }
 
 /**
@@ -322,7 +340,9 @@ function withDoc(type, message, cause) {
  */
 function onInvoke(header, body) {
   const requestId = header.requestId;
-  currentRequestId = requestId;
+  // Several at once (an opt-in): each has its own log context, none waits for the shared event loop.
+  const many = concurrency > 1;
+  if (!many) currentRequestId = requestId;
   let finished = false;
   /** Set once the callback ran while the answer waits for an empty event loop. */
   /** @type {{ err: unknown, result: unknown } | null} */
@@ -332,11 +352,15 @@ function onInvoke(header, body) {
   const finish = (kind, payload) => {
     if (finished) return;
     finished = true;
-    finishCurrent = null;
-    channel.ref();
+    if (many) {
+      inFlight.delete(requestId);
+    } else {
+      finishCurrent = null;
+      channel.ref();
+    }
     send(kind, `{"requestId":${JSON.stringify(requestId)},"maxRssKB":${peakRssKB()}}`, payload);
   };
-  finishCurrent = finish;
+  if (many) inFlight.set(requestId, finish); else finishCurrent = finish;
 
   /** @param {unknown} result */
   const succeed = (result) => {
@@ -353,7 +377,8 @@ function onInvoke(header, body) {
   };
 
   const context = {
-    callbackWaitsForEmptyEventLoop: true,
+    // The event loop is shared by the invocations in flight: with several, nothing waits for it to empty.
+    callbackWaitsForEmptyEventLoop: !many,
     functionName: init.functionName,
     functionVersion: init.functionVersion,
     invokedFunctionArn: header.invokedFunctionArn ?? init.invokedFunctionArn,
@@ -377,7 +402,7 @@ function onInvoke(header, body) {
   /** @param {unknown} err @param {unknown} [result] */
   function callback(err, result) {
     if (finished || held) return;
-    if (context.callbackWaitsForEmptyEventLoop) {
+    if (context.callbackWaitsForEmptyEventLoop && !many) {
       held = { err, result };
       channel.unref();
       return;
@@ -385,7 +410,7 @@ function onInvoke(header, body) {
     if (err != null) fail(err); else succeed(result);
   }
 
-  onEmptyLoop = () => {
+  if (!many) onEmptyLoop = () => {
     if (finished) return;
     channel.ref();
     if (held) {
@@ -401,18 +426,22 @@ function onInvoke(header, body) {
   try { event = JSON.parse(body.length === 0 ? 'null' : body.toString('utf8')); }
   catch (e) { return finish(ERROR, serialiseError(errorDocument(e, 'Runtime.UnmarshalError'))); }
 
-  let ret;
-  try {
-    ret = /** @type {Function} */ (handler)(event, context, callback);
-  } catch (e) {
-    return fail(e);
-  }
-  if (ret && typeof ret.then === 'function') {
-    ret.then((/** @type {unknown} */ r) => { if (!held) succeed(r); }, (/** @type {unknown} */ e) => { if (!held) fail(e); });
-  } else if (!finished && !held) {
-    // Synchronous return without callback: wait for the callback or an empty loop.
-    channel.unref();
-  }
+  const run = () => {
+    let ret;
+    try {
+      ret = /** @type {Function} */ (handler)(event, context, callback);
+    } catch (e) {
+      return fail(e);
+    }
+    if (ret && typeof ret.then === 'function') {
+      ret.then((/** @type {unknown} */ r) => { if (!held) succeed(r); }, (/** @type {unknown} */ e) => { if (!held) fail(e); });
+    } else if (!finished && !held && !many) {
+      // Synchronous return without callback: wait for the callback or an empty loop
+      // (with several at once: for the callback, or the timeout).
+      channel.unref();
+    }
+  };
+  if (many) requestContext.run(requestId, run); else run();
 }
 
 /**
@@ -453,6 +482,8 @@ function crash(err, type) {
     ? { errorType: type, errorMessage: `${base.errorType}: ${base.errorMessage}`, reason: base.errorMessage, promise: {}, stack: base.trace }
     : base;
   console.error(`${type} \t${JSON.stringify(doc)}`);
+  // With several invocations at once the culprit is unknown: every one in flight fails, as the instance goes.
+  for (const f of [...inFlight.values()]) f(ERROR, serialiseError(doc));
   if (finishCurrent) finishCurrent(ERROR, serialiseError(doc));
   channel.end(() => process.exit(129));
 }

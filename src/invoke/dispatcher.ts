@@ -7,7 +7,8 @@
  * concurrent arrivals at a function with none share that one decision. An
  * instance that becomes free takes the head of the queue, so a queued
  * invocation is served by whichever instance is ready first. One invocation
- * at a time per instance, as on Lambda.
+ * at a time per instance, as on Lambda, unless `concurrency` says more (an
+ * opt-in: then invocations pack onto instances with room before idle ones).
  * https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
  */
 import { newRequestId, type FunctionSpec, type InvocationResult, type Outcome } from '../core/index.js';
@@ -37,6 +38,15 @@ export interface DispatcherOptions {
   readonly onLog?: (spec: FunctionSpec, text: string) => void;
   /** The clock (epoch ms); injected by tests. */
   readonly now?: () => number;
+  /**
+   * Invocations one instance may run at once: an opt-in for Node.js
+   * functions whose code allows it (as Lambda Managed Instances do); default
+   * 1, Lambda's. Log lines still name their own request (the runtime keeps
+   * each invocation's id with AsyncLocalStorage), but the instance's memory,
+   * CPU, globals and /tmp are shared, and a timeout or crash of one
+   * invocation ends the others running on that instance.
+   */
+  readonly concurrency?: number;
   /** Starts an instance (default `Instance.start` on a new process); the platform passes one that uses its warm pools. */
   readonly startInstance?: (launch: InstanceLaunch, limits: LimitEnforcer, spec: FunctionSpec) => Instance;
 }
@@ -92,8 +102,12 @@ const THROTTLED_PAYLOAD = (reserved: boolean) => JSON.stringify({
  * `drain()` / `close()` stop it. Scaling decisions come from `src/scaler`.
  */
 export class FunctionDispatcher implements CapacityMember {
-  /** Idle instances; the most recently used last. */
+  /** Idle instances (nothing running); the most recently used last. */
   private readonly idle: Instance[] = [];
+  /** With concurrency above 1: instances running some invocations, with room for more. */
+  private readonly partial: Instance[] = [];
+  /** Instances whose cold start was reported (the first invocation of each). */
+  private readonly coldReported = new WeakSet<Instance>();
   private readonly all = new Set<Instance>();
   /** Instances retired on purpose: their memory was given back to the host budget already. */
   private readonly retiring = new Set<Instance>();
@@ -131,7 +145,7 @@ export class FunctionDispatcher implements CapacityMember {
     const requestId = request.requestId ?? newRequestId();
     return new Promise((resolve) => {
       const pending: Pending = { request, requestId, resolve, at: this.now() };
-      const inst = this.idle.pop();
+      const inst = this.takeInstance();
       if (inst) { this.run(inst, pending); return; }
       this.queue.push(pending);
       this.scale();
@@ -145,6 +159,7 @@ export class FunctionDispatcher implements CapacityMember {
     this.policy = policyOf(this.options);
     this.generation++;
     for (const inst of this.idle.splice(0)) this.retire(inst);
+    this.partial.splice(0); // retired once their invocations end (release)
     this.scale();
   }
 
@@ -163,6 +178,7 @@ export class FunctionDispatcher implements CapacityMember {
     // Idle instances give their memory back at once, busy ones when they finish: the version replacing this one needs it.
     this.draining = true;
     for (const inst of this.idle.splice(0)) this.retire(inst);
+    this.partial.splice(0);
     const until = Date.now() + this.spec.timeout * 1000 + 10_000;
     while ((this.busy > 0 || this.queue.length > 0 || this.starting > 0) && Date.now() < until) {
       await new Promise((r) => setTimeout(r, 50));
@@ -204,7 +220,8 @@ export class FunctionDispatcher implements CapacityMember {
     const capacity = this.options.capacity;
     const d = decide(this.policy, {
       starting: this.starting,
-      busy: this.busy,
+      busy: this.busyInstances(),
+      freeSlots: this.freeSlots(),
       idleSince: this.idle.map((i) => i.lastUsedMs),
       queued: this.queue.length,
       queuedSince: this.queue.map((p) => p.at),
@@ -216,7 +233,7 @@ export class FunctionDispatcher implements CapacityMember {
       for (const inst of doomed) this.retire(inst);
     }
     if (d.throttle > 0) {
-      const covered = this.idle.length + this.starting + d.start;
+      const covered = this.freeSlots() + (this.starting + d.start) * this.concurrency;
       const throttled = this.queue.splice(covered, d.throttle);
       this.throttledCount += throttled.length;
       const payload = THROTTLED_PAYLOAD(this.spec.reservedConcurrency !== undefined);
@@ -246,6 +263,7 @@ export class FunctionDispatcher implements CapacityMember {
     let launch: InstanceLaunch;
     try {
       launch = this.options.launch();
+      if (this.concurrency > 1) launch = { ...launch, concurrency: this.concurrency };
     } catch (e) {
       this.starting--;
       this.options.capacity?.release(this.spec.memorySize);
@@ -267,6 +285,7 @@ export class FunctionDispatcher implements CapacityMember {
       this.all.delete(inst);
       const at = this.idle.indexOf(inst);
       if (at >= 0) this.idle.splice(at, 1);
+      this.unlist(inst);
       if (!this.retiring.delete(inst)) this.options.capacity?.release(this.spec.memorySize);
       if (this.queue.length > 0) this.scale();
     });
@@ -285,6 +304,13 @@ export class FunctionDispatcher implements CapacityMember {
         this.scale();
         return;
       }
+      if (inst.concurrency < this.concurrency) {
+        // The runtime took fewer at once than asked (Python takes one): plan with what it took.
+        this.policy = { ...this.policy, concurrency: inst.concurrency };
+        this.release(inst);
+        if (this.queue.length > 0) this.scale();
+        return;
+      }
       this.release(inst);
     });
   }
@@ -300,7 +326,9 @@ export class FunctionDispatcher implements CapacityMember {
     this.busy++;
     // The first invocation of an instance is its cold start and reports the init duration; an instance
     // initialised ahead of demand (provisioned concurrency) does not, as on Lambda.
-    const initDurationMs = inst.invocations === 0 && !this.startedAhead.has(inst) ? inst.initDurationMs : undefined;
+    const cold = !this.coldReported.has(inst);
+    if (cold) this.coldReported.add(inst);
+    const initDurationMs = cold && !this.startedAhead.has(inst) ? inst.initDurationMs : undefined;
     const spec = this.spec;
     let logs = inst.takeIdleLogs();
     logs += `START RequestId: ${p.requestId} Version: ${this.spec.version ?? '$LATEST'}\n`;
@@ -328,18 +356,60 @@ export class FunctionDispatcher implements CapacityMember {
     });
   }
 
-  /** An instance that is free again: serve the queue, or park it. */
+  /**
+   * An idle instance, or with concurrency above 1 one already running some
+   * invocations with room for more (packing keeps the others idle, so they
+   * can age out). The most recently used first.
+   */
+  private takeInstance(): Instance | undefined {
+    const inst = this.partial.pop() ?? this.idle.pop();
+    if (inst && inst.free > 1) this.partial.push(inst);
+    return inst;
+  }
+
+  /** Invocations one instance runs at once (DispatcherOptions.concurrency). */
+  private get concurrency(): number { return this.policy.concurrency ?? 1; }
+
+  /** Instances running at least one invocation. */
+  private busyInstances(): number {
+    if (this.concurrency === 1) return this.busy;
+    let n = 0;
+    for (const inst of this.all) if (inst.running > 0) n++;
+    return n;
+  }
+
+  /** Invocations that instances already running could take now. */
+  private freeSlots(): number {
+    if (this.concurrency === 1) return this.idle.length;
+    let n = 0;
+    for (const inst of this.idle) n += inst.free;
+    for (const inst of this.partial) n += inst.free;
+    return n;
+  }
+
+  private unlist(inst: Instance): void {
+    const at = this.partial.indexOf(inst);
+    if (at >= 0) this.partial.splice(at, 1);
+  }
+
+  /** An instance with room again (ready, or an invocation ended): serve the queue, or park it. */
   private release(inst: Instance): void {
-    if (inst.state !== 'idle') return;
+    this.unlist(inst);
+    // Full (released again when one of its invocations ends), dead, or being stopped (a timeout killed it).
+    if (inst.free === 0) return;
     if (this.closed || this.generationOf.get(inst) !== this.generation) {
-      this.retire(inst);
+      if (inst.running === 0) this.retire(inst);
       if (this.queue.length > 0) this.scale();
       return;
     }
-    const next = this.queue.shift();
-    if (next) {
-      this.run(inst, next);
-      this.armQueueTimer(this.now());
+    let ran = false;
+    while (inst.free > 0 && this.queue.length > 0) {
+      this.run(inst, this.queue.shift()!);
+      ran = true;
+    }
+    if (ran) this.armQueueTimer(this.now());
+    if (inst.running > 0) {
+      if (inst.free > 0) this.partial.push(inst);
     } else if (this.draining) {
       this.retire(inst);
     } else {
@@ -387,6 +457,7 @@ export class FunctionDispatcher implements CapacityMember {
 
 function policyOf(o: DispatcherOptions): ScalingPolicy {
   return {
+    concurrency: Math.max(1, Math.floor(o.concurrency ?? 1)),
     minInstances: Math.min(o.minInstances ?? 0, o.maxInstances),
     maxInstances: o.maxInstances,
     keepAliveMs: o.keepAliveMs,

@@ -30,6 +30,12 @@ export interface InstanceLaunch {
   /** Longest time the init phase may take, in ms (Lambda: 10 s). */
   readonly initTimeoutMs: number;
   /**
+   * Invocations the instance may run at once (an opt-in, as Lambda Managed
+   * Instances allow; default 1, Lambda's). In force only when the runtime
+   * accepts it in READY (the Node.js runtime does; Python stays at 1).
+   */
+  readonly concurrency?: number;
+  /**
    * True when `command` is a sandbox wrapper (bwrap) around the interpreter:
    * the wrapper reports the interpreter's death by a signal N as exit status 128 + N.
    */
@@ -67,6 +73,14 @@ export interface InstanceRequest {
 
 type State = 'starting' | 'idle' | 'busy' | 'dead';
 
+/** One invocation running on an instance. */
+interface InFlight {
+  readonly request: InstanceRequest;
+  /** performance.now() when it was sent. */
+  readonly started: number;
+  readonly resolve: (a: InstanceAnswer) => void;
+}
+
 /**
  * Largest synchronous response, in bytes, and Lambda's error past it.
  * https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
@@ -103,7 +117,8 @@ let sequence = 0;
 
 /**
  * A running instance. Create with `Instance.start()`, await `ready`, then
- * `invoke()` one request at a time; `kill()` to retire it.
+ * `invoke()` one request at a time (up to `concurrency` at once when the
+ * launch asked for more and the runtime accepted); `kill()` to retire it.
  */
 export class Instance {
   readonly id: string;
@@ -117,6 +132,8 @@ export class Instance {
   lastUsedMs = Date.now();
   /** Number of invocations this instance served. */
   invocations = 0;
+  /** Invocations it runs at once, once ready (see InstanceLaunch.concurrency). */
+  concurrency = 1;
 
   /** The process; null while a fresh instance waits for a boot slot (see gate.ts). */
   private child: ChildProcess | null = null;
@@ -127,11 +144,8 @@ export class Instance {
   /** True from the boot slot's grant until init ends: it holds one of the gate's slots. */
   private holdsBootSlot = false;
   private stderrTail = '';
-  private current: {
-    request: InstanceRequest;
-    started: number;
-    resolve: (a: InstanceAnswer) => void;
-  } | null = null;
+  /** Invocations running now, by request id (at most `concurrency`). */
+  private readonly inflight = new Map<string, InFlight>();
   /** The timeout timer, shared by successive invocations (see armDeadline). */
   private deadlineTimer: NodeJS.Timeout | null = null;
   /** Epoch ms at which deadlineTimer fires. */
@@ -212,7 +226,8 @@ export class Instance {
       this.kill('retire');
     }, launch.initTimeoutMs);
     initTimer.unref();
-    this.channel!.write(encodeFrame(FrameType.INIT, JSON.stringify(launch.init)));
+    const init = (launch.concurrency ?? 1) > 1 ? { ...launch.init, concurrency: launch.concurrency } : launch.init;
+    this.channel!.write(encodeFrame(FrameType.INIT, JSON.stringify(init)));
   }
 
   /**
@@ -236,17 +251,28 @@ export class Instance {
 
   get pid(): number | undefined { return this.child?.pid; }
 
+  /** Invocations it could take now: 0 unless ready and not being stopped. */
+  get free(): number {
+    if (this.killedByPlatform !== null || !(this.state === 'idle' || this.state === 'busy')) return 0;
+    return this.concurrency - this.inflight.size;
+  }
+
+  /** Invocations running now. */
+  get running(): number { return this.inflight.size; }
+
   /**
    * Runs one invocation. Resolves (never rejects) with the outcome: `ok`,
    * `error` (the handler failed), `timeout`, `oom` or `crashed`.
-   * Must only be called when `state === 'idle'`.
+   * Must only be called when `free > 0`. A timeout kills the instance, so
+   * the other invocations running on it then end as `crashed`.
    */
   invoke(request: InstanceRequest): Promise<InstanceAnswer> {
-    if (this.state !== 'idle') throw new Error(`instance ${this.id} is ${this.state}, not idle`);
+    if (this.free <= 0) throw new Error(`instance ${this.id} is ${this.state} with ${this.inflight.size} of ${this.concurrency} invocations running`);
+    if (this.inflight.has(request.requestId)) throw new Error(`request ${request.requestId} is already running on instance ${this.id}`);
     this.state = 'busy';
     const started = performance.now();
     return new Promise((resolve) => {
-      this.current = { request, started, resolve };
+      this.inflight.set(request.requestId, { request, started, resolve });
       this.armDeadline(request.deadlineMs);
       this.channel!.write(encodeFrame(
         FrameType.INVOKE,
@@ -293,10 +319,14 @@ export class Instance {
     switch (frame.type) {
       case FrameType.LOG: {
         const text = frame.body.toString('utf8');
-        if (this.current) this.current.request.onLog(text); else this.addIdleLog(text);
+        const id = frame.header.requestId;
+        const inv = typeof id === 'string' ? this.inflight.get(id) : this.sole();
+        if (inv) inv.request.onLog(text); else this.addIdleLog(text);
         return;
       }
       case FrameType.READY:
+        // The runtime says how many invocations at once it accepted (absent: one).
+        this.concurrency = Math.max(1, Math.min(this.launch.concurrency ?? 1, Number(frame.header.concurrency ?? 1) || 1));
         this.finishInit({ ok: true, initDurationMs: Number(frame.header.initDurationMs ?? performance.now() - this.initStarted) });
         return;
       case FrameType.INIT_ERROR:
@@ -304,17 +334,17 @@ export class Instance {
         return;
       case FrameType.RESULT:
       case FrameType.ERROR: {
-        const cur = this.current;
-        if (!cur || frame.header.requestId !== cur.request.requestId) return;
+        const cur = this.inflight.get(frame.header.requestId as string);
+        if (!cur) return;
         if (typeof frame.header.maxRssKB === 'number') this.maxRssKB = Math.max(this.maxRssKB, frame.header.maxRssKB);
         if (frame.type === FrameType.RESULT && frame.body.length > MAX_RESPONSE_BYTES) {
           // Lambda refuses a synchronous response over 6 MB as a function error.
           cur.request.onLog(`${RESPONSE_TOO_LARGE.errorType}: ${RESPONSE_TOO_LARGE.errorMessage}\n`);
-          this.settle('error', JSON.stringify(RESPONSE_TOO_LARGE));
+          this.settle(cur, 'error', JSON.stringify(RESPONSE_TOO_LARGE));
         } else {
-          this.settle(frame.type === FrameType.RESULT ? 'ok' : 'error', frame.body.toString('utf8'));
+          this.settle(cur, frame.type === FrameType.RESULT ? 'ok' : 'error', frame.body.toString('utf8'));
         }
-        if (this.state === 'busy') this.state = 'idle';
+        if (this.state === 'busy' && this.inflight.size === 0) this.state = 'idle';
         return;
       }
     }
@@ -339,10 +369,15 @@ export class Instance {
     this.resolveInit(result);
   }
 
-  private settle(outcome: Outcome, payload: string): void {
-    const cur = this.current;
-    if (!cur) return;
-    this.current = null;
+  /** The invocation running now when there is exactly one (output without a request id is its). */
+  private sole(): InFlight | undefined {
+    if (this.inflight.size !== 1) return undefined;
+    for (const inv of this.inflight.values()) return inv;
+    return undefined;
+  }
+
+  private settle(cur: InFlight, outcome: Outcome, payload: string): void {
+    if (!this.inflight.delete(cur.request.requestId)) return;
     this.invocations++;
     this.lastUsedMs = Date.now();
     cur.resolve({
@@ -369,26 +404,32 @@ export class Instance {
 
   private onDeadline(): void {
     this.deadlineTimer = null;
-    const cur = this.current;
-    if (!cur) return;
-    if (cur.request.deadlineMs > Date.now()) this.armDeadline(cur.request.deadlineMs);
-    else this.onTimeout();
+    const now = Date.now();
+    let next = Infinity;
+    const expired: InFlight[] = [];
+    for (const inv of this.inflight.values()) {
+      if (inv.request.deadlineMs <= now) expired.push(inv);
+      else next = Math.min(next, inv.request.deadlineMs);
+    }
+    if (expired.length > 0) this.onTimeout(expired);
+    else if (next < Infinity) this.armDeadline(next);
   }
 
-  private onTimeout(): void {
-    const cur = this.current;
-    if (!cur) return;
-    const seconds = cur.request.timeoutSeconds.toFixed(2);
-    const id = cur.request.requestId;
-    cur.request.onLog(`${new Date().toISOString()} ${id} Task timed out after ${seconds} seconds\n`);
-    // The runtime never reported its memory for this one: read the peak before the kill.
+  /** Lambda's timeout: the invocations fail and the instance is killed (so any other running on it crashes). */
+  private onTimeout(expired: readonly InFlight[]): void {
+    // The runtime never reported its memory for these: read the peak before the kill.
     const peak = this.child?.pid !== undefined ? peakResidentMB(this.child.pid) : undefined;
     if (peak) this.maxRssKB = Math.max(this.maxRssKB, peak * 1024);
     this.kill('timeout');
-    this.settle('timeout', JSON.stringify({
-      errorType: 'Sandbox.Timedout',
-      errorMessage: `RequestId: ${id} Error: Task timed out after ${seconds} seconds`,
-    }));
+    for (const cur of expired) {
+      const seconds = cur.request.timeoutSeconds.toFixed(2);
+      const id = cur.request.requestId;
+      cur.request.onLog(`${new Date().toISOString()} ${id} Task timed out after ${seconds} seconds\n`);
+      this.settle(cur, 'timeout', JSON.stringify({
+        errorType: 'Sandbox.Timedout',
+        errorMessage: `RequestId: ${id} Error: Task timed out after ${seconds} seconds`,
+      }));
+    }
   }
 
   /** Called by the fallback sampler when the resident set passes the memory size. */
@@ -398,7 +439,8 @@ export class Instance {
 
   private onRawOutput(d: Buffer): void {
     const text = d.toString('utf8');
-    if (this.current) this.current.request.onLog(text); else this.addIdleLog(text);
+    const inv = this.sole();
+    if (inv) inv.request.onLog(text); else this.addIdleLog(text);
   }
 
   /** Output between invocations is kept for the next one, at most the last 256 KB. */
@@ -428,13 +470,13 @@ export class Instance {
         payload: JSON.stringify({ errorType: 'Runtime.ExitError', errorMessage: `Runtime exited with error: ${how}${detail ? `\n${detail}` : ''}` }),
       });
     }
-    const cur = this.current;
-    if (cur && this.killedByPlatform !== 'timeout') {
+    // Every invocation still running ends with the instance (a timed-out one was settled already).
+    for (const cur of [...this.inflight.values()]) {
       // Lambda words a clean exit during an invocation "Runtime exited without providing a reason".
       const message = `RequestId: ${cur.request.requestId} Error: ${code === 0 && !signal && !error ? 'Runtime exited without providing a reason' : `Runtime exited with error: ${how}`}`;
       const errorType = oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError';
       cur.request.onLog(`${message}\n${errorType}\n`);
-      this.settle(oom ? 'oom' : 'crashed', JSON.stringify({ errorType, errorMessage: message }));
+      this.settle(cur, oom ? 'oom' : 'crashed', JSON.stringify({ errorType, errorMessage: message }));
     }
     this.state = 'dead';
     this.cleanup();
@@ -459,8 +501,12 @@ export class Instance {
   /** @internal for the sampler: the cgroup says the instance is stuck at its memory limit. */
   atMemoryLimit(): boolean { return this.limits.atMemoryLimit?.() ?? false; }
 
-  /** @internal for the sampler: ms the current invocation has run, 0 when none. */
-  busyForMs(now: number): number { return this.current ? now - this.current.started : 0; }
+  /** @internal for the sampler: ms the longest-running invocation has run, 0 when none. */
+  busyForMs(now: number): number {
+    let started = now;
+    for (const inv of this.inflight.values()) started = Math.min(started, inv.started);
+    return now - started;
+  }
 }
 
 /** The limits of a new instance: its pool's prepared cgroups when it has them (one write), else a full attach. */

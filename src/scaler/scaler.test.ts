@@ -125,4 +125,35 @@ describe('scaler', () => {
     const d = decide(policy, stats({ idleSince: [T0], queued: 1, queuedSince: [T0] }), T0 + 120_000);
     assert.deepEqual(d.retire, []);
   });
+
+  describe('with several invocations per instance (an opt-in)', () => {
+    const c4: ScalingPolicy = { ...policy, concurrency: 4, maxQueued: 100 };
+    const at = (n: number) => Array.from({ length: n }, () => T0);
+
+    it('starts one instance per c waiting invocations that no free slot covers', () => {
+      // The docstring's example: 3 free slots on busy instances, 1 starting (4 slots), 20 waiting: 13 uncovered.
+      assert.equal(decide(c4, stats({ busy: 2, freeSlots: 3, starting: 1, queued: 20, queuedSince: at(20) }), T0).start, 4);
+      // A burst of 9 on a function at zero: ceil(9 / 4) = 3 instances.
+      assert.deepEqual(decide(c4, stats({ queued: 9, queuedSince: at(9) }), T0), { start: 3, retire: [], throttle: 0, desired: 3 });
+      // Waiting invocations that fit on running instances start nothing.
+      assert.equal(decide(c4, stats({ busy: 1, freeSlots: 3, queued: 3, queuedSince: at(3) }), T0).start, 0);
+    });
+
+    it('throttles at the maximum only what no slot will take', () => {
+      const full: ScalingPolicy = { ...c4, maxInstances: 2, maxQueued: 2 };
+      // 2 instances running 8 invocations, none free: 12 wait, the queue holds 2.
+      const d = decide(full, stats({ busy: 2, freeSlots: 0, queued: 12, queuedSince: at(12) }), T0);
+      assert.equal(d.start, 0);
+      assert.equal(d.throttle, 10);
+      // One instance with 3 free slots and room for one more instance: 3 + 4 covered, the queue holds 2 of the other 5.
+      const e = decide(full, stats({ busy: 1, freeSlots: 3, queued: 12, queuedSince: at(12) }), T0);
+      assert.equal(e.start, 1);
+      assert.equal(e.throttle, 3);
+    });
+
+    it('is the one-per-instance policy when concurrency is 1', () => {
+      const s = stats({ busy: 3, starting: 1, queued: 4, queuedSince: at(4) });
+      assert.deepEqual(decide({ ...policy, concurrency: 1 }, s, T0), decide(policy, s, T0));
+    });
+  });
 });

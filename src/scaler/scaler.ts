@@ -25,14 +25,21 @@ export interface ScalingPolicy {
   readonly maxQueued: number;
   /** Longest an invocation may wait for an instance, in ms, before it is throttled. */
   readonly maxQueueWaitMs: number;
+  /** Invocations one instance runs at once (an opt-in; default 1, Lambda's). */
+  readonly concurrency?: number;
 }
 
 /** What one function version is doing now. */
 export interface ScalingStats {
   /** Instances starting (cold starts under way). */
   readonly starting: number;
-  /** Instances running an invocation. */
+  /** Instances running an invocation (or more, with concurrency above 1). */
   readonly busy: number;
+  /**
+   * Invocations the ready instances could take now (idle and partly busy
+   * ones); default: one per idle instance (concurrency 1).
+   */
+  readonly freeSlots?: number;
   /** For each idle instance, the epoch ms its last invocation ended (or it became ready). */
   readonly idleSince: readonly number[];
   /** Invocations waiting for an instance. */
@@ -52,7 +59,8 @@ export interface ScalingDecision {
   /**
    * How many waiting invocations to throttle now: those right after the ones
    * an idle or starting instance will take (queue positions
-   * `covered .. covered + throttle - 1`, where covered = idle + starting + start).
+   * `covered .. covered + throttle - 1`, where covered = idle + starting + start;
+   * with concurrency c: freeSlots + (starting + start) × c).
    */
   readonly throttle: number;
   /** The instance count this decision aims at (for metrics). */
@@ -68,18 +76,25 @@ export interface ScalingDecision {
  * invocation is already covered by the instance starting).
  * With queued 20 instead: desired = 10 (the maximum), start 6; the rest wait
  * for an instance to free up, and throttle once they waited maxQueueWaitMs.
+ * With concurrency 4 (an opt-in), stats {busy 2 instances with 3 free slots,
+ * starting 1, queued 20}: 3 go to the free slots, 4 to the starting
+ * instance, so 13 are uncovered: start ceil(13 / 4) = 4.
  */
 export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number): ScalingDecision {
+  const c = Math.max(1, policy.concurrency ?? 1);
   const idle = stats.idleSince.length;
+  const free = stats.freeSlots ?? idle;
   const live = stats.busy + idle + stats.starting;
-  const demand = stats.busy + stats.queued;
+  // With concurrency c, a waiting invocation that fits on a running instance needs none of its own.
+  const demand = c === 1 ? stats.busy + stats.queued : stats.busy + Math.ceil(Math.max(0, stats.queued - free) / c);
   const desired = clamp(Math.max(demand, policy.minInstances), 0, policy.maxInstances);
 
-  // Scale out: every waiting invocation that no idle or starting instance
-  // will take gets an instance of its own, as far as the maximum allows.
+  // Scale out: the waiting invocations that no free slot of a ready or
+  // starting instance will take get instances (one each, or one per c with
+  // concurrency c), as far as the maximum allows.
   const room = Math.max(0, Math.min(policy.maxInstances - live, stats.hostRoom ?? Infinity));
-  const uncovered = stats.queued - idle - stats.starting;
-  let start = Math.max(0, Math.min(uncovered, room));
+  const uncovered = stats.queued - free - stats.starting * c;
+  let start = Math.max(0, Math.min(Math.ceil(uncovered / c), room));
   // Keep the provisioned minimum.
   if (live + start < policy.minInstances) start = Math.min(policy.minInstances - live, room);
 
@@ -101,8 +116,8 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
   // or what no longer fits. Invocations covered by a starting instance wait
   // for it, however long its cold start takes.
   let throttle = 0;
-  if (start < uncovered) {
-    const covered = idle + stats.starting + start;
+  if (start * c < uncovered) {
+    const covered = free + (stats.starting + start) * c;
     for (let i = covered; i < stats.queuedSince.length; i++) {
       if (now - stats.queuedSince[i] >= policy.maxQueueWaitMs) throttle++; else break;
     }
