@@ -387,9 +387,17 @@ export class FunctionDispatcher implements CapacityMember {
     return n;
   }
 
+  /**
+   * Takes `inst` off the lists it may be on. With several invocations per
+   * instance, two that end together both release it after both settled: the
+   * second must not park it twice.
+   */
   private unlist(inst: Instance): void {
+    if (this.concurrency === 1 && this.partial.length === 0) return;
     const at = this.partial.indexOf(inst);
     if (at >= 0) this.partial.splice(at, 1);
+    const idle = this.idle.lastIndexOf(inst);
+    if (idle >= 0) this.idle.splice(idle, 1);
   }
 
   /** An instance with room again (ready, or an invocation ended): serve the queue, or park it. */
