@@ -50,6 +50,8 @@ interface Waiting {
   readonly onExit: () => void;
   /** It said HELLO: booted and warmed up. */
   booted: boolean;
+  /** useLimits tried to prepare its groups (once). */
+  tried?: boolean;
   /** Gives its boot slot back (once; at HELLO, exit, or when taken before it booted). */
   release?: () => void;
 }
@@ -94,13 +96,21 @@ export class WarmPool {
   useLimits(limits: LimitEnforcer): void {
     if (this.limits || !limits.prepare || this.closed) return;
     this.limits = limits;
-    setTimeout(() => {
-      for (const w of this.ready) {
-        if (w.proc.prepared) continue;
-        const prepared = this.prepare(w.proc);
-        if (w.booted) prepared?.adopt();
-      }
-    }, REFILL_DELAY_MS).unref();
+    setTimeout(() => this.prepareWaiting(), REFILL_DELAY_MS).unref();
+  }
+
+  /** Moves waiting processes into their groups, a few per turn of the event loop (a pool may hold hundreds). */
+  private prepareWaiting(): void {
+    let done = 0;
+    for (const w of this.ready) {
+      if (this.closed || done >= 4) break;
+      if (w.proc.prepared || w.tried) continue;
+      w.tried = true;
+      const prepared = this.prepare(w.proc);
+      if (w.booted) prepared?.adopt();
+      done++;
+    }
+    if (done >= 4) setImmediate(() => this.prepareWaiting());
   }
 
   /**
