@@ -14,8 +14,8 @@
  *   runtimes/node/bootstrap.mjs (and runtimes/python/bootstrap.py), launched
  *   with `launchFor()` and the host's `detectLimitEnforcer()` limit, as the
  *   dispatcher does, at 1,769 MB (one full CPU of quota). Includes everything
- *   the platform does per invocation (deadline timer, context object, log
- *   capture, getrusage for maxRssKB). When bubblewrap works here, a second
+ *   the platform does per invocation (the instance's timeout timer, the
+ *   context object, log capture, the peak memory for the REPORT line). When bubblewrap works here, a second
  *   Node row runs the same instance sandboxed (`detectIsolation('auto')`).
  * - frames, minimal child: the same wire format on the same fd-3 socketpair,
  *   encoded and decoded by the platform's own `encodeFrame` / `FrameReader`,
