@@ -118,7 +118,8 @@ channel.on('error', () => process.exit(0));
 function onFrame(type, header, body) {
   if (type === INIT) {
     initSeen = true;
-    void warmed.then(() => onInit(header));
+    // At once when no warm-up runs (the usual case: it ended long ago), else after it.
+    if (warming) void warmed.then(() => onInit(header)); else void onInit(header);
   } else if (type === INVOKE) onInvoke(header, body);
 }
 
@@ -128,6 +129,8 @@ function onFrame(type, header, body) {
 let initSeen = false;
 /** Settles when the warm-up is over; INIT waits for it. */
 let warmed = Promise.resolve();
+/** True while the warm-up runs. */
+let warming = false;
 
 /**
  * While a pooled process waits for INIT, run this runtime's own code once:
@@ -165,7 +168,11 @@ async function warmUp() {
 // spawn) says HELLO at once and loads the handler without delay.
 if (process.argv[2] === '--pooled') {
   process.argv.splice(2, 1);
-  setImmediate(() => { if (!initSeen) warmed = warmUp(); else send(HELLO, '{}', EMPTY); });
+  setImmediate(() => {
+    if (initSeen) { send(HELLO, '{}', EMPTY); return; }
+    warming = true;
+    warmed = warmUp().finally(() => { warming = false; });
+  });
 } else {
   send(HELLO, '{}', EMPTY);
 }
