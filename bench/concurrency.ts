@@ -21,7 +21,7 @@
  *
  * Knobs (environment): CONCURRENCY=1,4,16,50 CALLERS=50 ROUNDS=3 DURATION_S=5 WARMUP_S=5 ISOLATION=auto|none.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FunctionSpec } from '../src/core/index.js';
@@ -89,6 +89,7 @@ const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - 
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nimbus-bench-cc-'));
+  chmodSync(dir, 0o755); // readable by the sandbox's unprivileged uid, as a real function's folder
   writeFileSync(join(dir, 'handler.mjs'), "export const hello = async (event) => ({ statusCode: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: 'hello', path: event.rawPath }) });\n");
   const host = detectHostRuntimes('python3', process.env, false);
   const limits = detectLimitEnforcer();
