@@ -153,7 +153,7 @@ export class FunctionDispatcher implements CapacityMember {
   }
 
   /** New invocations get new code: idle instances retire now, busy ones when they finish. */
-  reload(spec: FunctionSpec, launch: () => InstanceLaunch, limits?: { maxInstances: number; minInstances?: number }): void {
+  reload(spec: FunctionSpec, launch: () => InstanceLaunch, limits?: { maxInstances: number; minInstances?: number; concurrency?: number }): void {
     this.spec = spec;
     this.options = { ...this.options, launch, ...limits };
     this.policy = policyOf(this.options);
