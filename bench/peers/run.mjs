@@ -512,14 +512,15 @@ function report() {
       ['fresh instance, no sandbox, no cgroups: spawn -> READY', 'freshPlain'],
       ['fresh instance in bubblewrap: spawn -> READY', 'freshBwrap'],
       ['fresh instance, bubblewrap + cgroups (nimbus dev when the pool is empty): spawn -> READY', 'freshFull'],
-      ['pooled runtime, no cgroups: Instance.start -> READY', 'pooledNoLimits'],
-      ['pooled runtime + cgroups (nimbus dev): Instance.start -> READY', 'pooledFull'],
+      ['pooled runtime (booted, waiting), no cgroups: Instance.start -> READY', 'pooledNoLimits'],
+      ['pooled runtime waiting in its own cgroups (nimbus dev): Instance.start -> READY', 'pooledFull'],
     ];
     for (const [what, k] of rows) L.push(`| ${what} | ${v('node', k)} | ${v('py', k)} |`);
-    L.push(`| … of which Instance.start() itself, synchronous (cgroup attach, spawn bookkeeping) | ${v('node', 'pooledFull', 'startSyncMs')} | ${v('py', 'pooledFull', 'startSyncMs')} |`);
-    L.push(`| … of which cgroup attach + CPU quota alone (on a sleeping process) | ${v('node', 'attach')} | ${v('py', 'attach')} |`);
+    L.push(`| … of which Instance.start() itself, synchronous (claim, bookkeeping, INIT written; on one core it may include the runtime's own work) | ${v('node', 'pooledFull', 'startSyncMs')} | ${v('py', 'pooledFull', 'startSyncMs')} |`);
+    L.push(`| … of which the claim of its prepared cgroups alone (memory size written) | ${v('node', 'claim')} | ${v('py', 'claim')} |`);
+    L.push(`| (for comparison: a full cgroup attach + CPU quota, as for a fresh process, on a sleeping process) | ${v('node', 'attach')} | ${v('py', 'attach')} |`);
     L.push(`| … of which handler import in the runtime (Init Duration) | ${v('node', 'pooledFull', 'initMs')} | ${v('py', 'pooledFull', 'initMs')} |`);
-    L.push(`| … Node: \`delete process.env.TZ\` inside the sandbox (the bootstrap's env reset; ICU scans /usr/share/zoneinfo) | ${v('node', 'tzReset')} | – |`);
+    L.push(`| (for comparison: \`delete process.env.TZ\` inside the sandbox, which the Node runtime avoids; ICU scans /usr/share/zoneinfo) | ${v('node', 'tzReset')} | – |`);
     L.push(`| first INVOKE -> RESULT on that instance / second | ${v('node', 'pooledFull', 'invoke1')} / ${v('node', 'pooledFull', 'invoke2')} | ${v('py', 'pooledFull', 'invoke1')} / ${v('py', 'pooledFull', 'invoke2')} |`);
     L.push(`| pooled + cgroups: Instance.start -> first RESULT | ${v('node', 'pooledFull', 'firstAnswerMs')} | ${v('py', 'pooledFull', 'firstAnswerMs')} |`);
     L.push(`| the same while a replacement runtime boots beside it (a pool refill with no delay) | ${v('node', 'pooledRefill', 'firstAnswerMs')} | ${v('py', 'pooledRefill', 'firstAnswerMs')} |`);
