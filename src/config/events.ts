@@ -11,6 +11,7 @@
  * https://www.serverless.com/framework/docs/providers/aws/events/sns
  * https://www.serverless.com/framework/docs/providers/aws/guide/functions#destinations
  */
+import { ACCOUNT_ID } from '../core/index.js';
 import type {
   DestinationRef, EventInvokeConfig, QueueEventSpec, QueueSpec, ScheduleSpec, TopicEventSpec, TopicSpec,
 } from '../core/index.js';
@@ -31,6 +32,7 @@ export interface EventDrafts {
   readonly topicEvents: TopicEventSpec[];
 }
 
+/** An empty collection of event drafts, filled function by function. */
 export function emptyDrafts(): EventDrafts {
   return { schedules: [], queueEvents: [], topicEvents: [] };
 }
@@ -397,7 +399,7 @@ function destination(ctx: ConfigContext, path: Segment[], v: unknown, functionNa
 export function resourceReferences(
   ctx: ConfigContext, r: Resolver, declared: { queues: Map<string, QueueSpec>; topics: Map<string, TopicSpec> }, region: string,
 ): (path: readonly Segment[]) => string | undefined {
-  const account = '000000000000';
+  const account = ACCOUNT_ID;
   return (path) => {
     const ref = refAt(ctx, r, [...path]);
     if (!isGetAtt(ref)) return undefined;

@@ -12,6 +12,7 @@ import { NimbusError } from '../core/index.js';
 import type { ServiceSpec } from '../core/index.js';
 import { ConfigContext } from './context.js';
 import { buildServiceSpec } from './service.js';
+export { findHandlerFile, handlerCandidates, splitHandler, type HandlerParts } from './handlers.js';
 import { parseSchedule } from '../events/index.js';
 import { parseSource } from './source.js';
 import { Resolver } from './variables.js';

@@ -5,7 +5,7 @@
  * https://www.serverless.com/framework/docs/providers/aws/guide/serverless.yml
  */
 import { relative, isAbsolute, sep } from 'node:path';
-import { NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
+import { LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import type { CorsConfig, FunctionSpec, Language, PayloadFormatVersion, RouteSpec, ServiceSpec } from '../core/index.js';
 import type { ConfigContext } from './context.js';
 import { findHandlerFile, handlerCandidates, splitHandler } from './handlers.js';
@@ -74,7 +74,7 @@ const OTHER_EVENT_TYPES = new Set([
 const SERVICE_RE = /^[A-Za-z][A-Za-z0-9-]*$/;
 const FUNCTION_KEY_RE = /^[A-Za-z0-9_-]+$/;
 /** Lambda function names: https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html#lambda-CreateFunction-request-FunctionName */
-const FUNCTION_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const FUNCTION_NAME_RE = LAMBDA_FUNCTION_NAME;
 /** Lambda environment variable keys: a letter, then letters, digits and _. */
 const ENV_KEY_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
 /** Keys the Lambda runtime sets itself and refuses in a function's configuration. https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime */
@@ -412,8 +412,7 @@ function readFunction(
   };
 }
 
-/** Lambda's alias name: not all digits, so it never reads as a version. https://docs.aws.amazon.com/lambda/latest/api/API_CreateAlias.html */
-const ALIAS_NAME = /^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/;
+const ALIAS_NAME = LAMBDA_ALIAS_NAME;
 
 function handlerAllowed(language: Language): string {
   return language === 'node'

@@ -39,11 +39,11 @@
  * ignored.
  */
 import { createHash } from 'node:crypto';
-import { RESERVED_ENVIRONMENT, type Language } from '../core/index.js';
+import { ACCOUNT_ID, LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, RESERVED_ENVIRONMENT, type Language } from '../core/index.js';
 import type { AliasRecord, FunctionConfig, Store, VersionRecord } from '../store/index.js';
 
 /** The account id in every ARN Nimbus makes (as `nimbus dev` uses). */
-export const NIMBUS_ACCOUNT_ID = '000000000000';
+export const NIMBUS_ACCOUNT_ID = ACCOUNT_ID;
 /** Lambda's limit on a zip uploaded in the request: 50 MB. https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html */
 export const MAX_ZIP_BYTES = 50 * 1024 * 1024;
 /**
@@ -58,10 +58,10 @@ const PAGE_CAP = 50;
 
 const LATEST = '$LATEST';
 const API_PREFIX = '/2015-03-31/functions';
-const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const FUNCTION_NAME = LAMBDA_FUNCTION_NAME;
 /** The FunctionName pattern of the API reference, quoted in validation errors. */
 const FUNCTION_NAME_PATTERN = '(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?';
-const ALIAS_NAME = /^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/;
+const ALIAS_NAME = LAMBDA_ALIAS_NAME;
 const VERSION = /^(\$LATEST|[0-9]{1,10})$/;
 const PUBLISHED_VERSION = /^[0-9]{1,10}$/;
 const HANDLER = /^[^\s]+$/;

@@ -16,9 +16,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
+import { ACCOUNT_ID } from '../core/index.js';
 
-/** The account id in URLs and ARNs. */
-const ACCOUNT_ID = '000000000000';
 
 /** An SQS message attribute as the API carries it. */
 export interface MessageAttributeValue {

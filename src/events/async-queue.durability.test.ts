@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, it } from 'node:test';
 import { openSqliteStore } from '../store/index.js';
-import { removeTree } from '../store/zip.js';
+import { removeTree } from '../store/index.js';
 import { AsyncQueue } from './async-queue.js';
 
 const CHILD = fileURLToPath(new URL('./async-queue.child.js', import.meta.url));

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { InvocationResult, Outcome } from '../core/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { removeTree } from '../store/zip.js';
+import { removeTree } from '../store/index.js';
 import type { Destination } from './destinations.js';
 import {
   AsyncQueue, asyncDisposition,

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { after, it } from 'node:test';
 import type { QueueSpec } from '../core/index.js';
 import { openSqliteStore } from '../store/index.js';
-import { removeTree } from '../store/zip.js';
+import { removeTree } from '../store/index.js';
 import { AsyncQueue } from './async-queue.js';
 import { QueueBroker, type SqsEvent } from './queues.js';
 import { TopicBroker, type SnsEvent } from './topics.js';

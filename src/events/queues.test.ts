@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { InvocationResult, Outcome, QueueSpec } from '../core/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { removeTree } from '../store/zip.js';
+import { removeTree } from '../store/index.js';
 import {
   batchItemFailures, EventSourceError, md5OfBody, md5OfMessageAttributes, QueueBroker, stableUuid,
   type QueueBrokerOptions, type QueueMapping, type SqsEvent,

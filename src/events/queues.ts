@@ -45,8 +45,8 @@ import type { InvocationResult, QueueEventSpec, QueueSpec } from '../core/index.
 import type { QueueCounts, QueueMessageRow, Store } from '../store/index.js';
 import { asyncDisposition } from './async-queue.js';
 
-/** The account id in ARNs (Nimbus has one account). */
-export const ACCOUNT_ID = '000000000000';
+import { ACCOUNT_ID } from '../core/index.js';
+export { ACCOUNT_ID };
 
 /**
  * SQS's and Lambda's limits, inclusive ranges in seconds unless named otherwise.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { InvocationResult } from '../core/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-import { removeTree } from '../store/zip.js';
+import { removeTree } from '../store/index.js';
 import { AsyncQueue } from './async-queue.js';
 import type { MessageAttributeValue, StoredAttribute } from './queues.js';
 import { compileFilterPolicy, subscriptionArn, TopicBroker, type SnsEvent, type TopicBrokerOptions } from './topics.js';

@@ -27,8 +27,8 @@ export interface IncomingRequest {
   readonly timeEpoch: number;
 }
 
-/** The account id in ARNs and request contexts (Nimbus has no AWS account). */
-export const ACCOUNT_ID = '000000000000';
+import { ACCOUNT_ID } from '../core/index.js';
+export { ACCOUNT_ID };
 /** `requestContext.apiId` of every event. */
 export const API_ID = 'nimbus';
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NimbusError, type FunctionSpec } from '../core/index.js';
+import { lambdaFunctionArn, NimbusError, type FunctionSpec } from '../core/index.js';
 import type { InstanceLaunch } from './instance.js';
 import type { PoolRuntime } from './pool.js';
 import { NO_ISOLATION, SANDBOX_RUNTIME_DIR, type Isolation } from './isolation.js';
@@ -69,11 +69,9 @@ export function runtimeVersionWarning(spec: FunctionSpec, host: HostRuntimes): s
   return null;
 }
 
-const ACCOUNT_ID = '000000000000';
-
-/** Lambda's function ARN for a function name in a region. */
+/** Lambda's function ARN of a function spec (its region and name). */
 export function functionArn(spec: FunctionSpec): string {
-  return `arn:aws:lambda:${spec.region}:${ACCOUNT_ID}:function:${spec.name}`;
+  return lambdaFunctionArn(spec.region, spec.name);
 }
 
 /**

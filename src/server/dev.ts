@@ -7,8 +7,8 @@ import type { FSWatcher } from 'chokidar';
 import type { FunctionSpec, ServiceSpec } from '../core/index.js';
 import { isNimbusError } from '../core/index.js';
 import { Gateway } from '../gateway/index.js';
-import { ControlServer, handleNimbusApi, type NimbusApiBackend } from '../control/index.js';
-import { NimbusError } from '../core/index.js';
+import { ControlServer, handleNimbusApi, type MessagingBackend, type NimbusApiBackend } from '../control/index.js';
+import { lambdaFunctionArn, NimbusError } from '../core/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
 import { EventSources, eventsApi, messagingBackend, messagingOf } from './sources.js';
 import { functionArn } from '../sandbox/index.js';
@@ -89,27 +89,21 @@ export class DevServer {
     });
     let self: DevServer | null = null;
     let sources: EventSources | undefined;
+    let messaging: MessagingBackend | undefined;
     const control = new ControlServer({
       ready: () => self?.loaded ?? false,
       resolve: (name) => {
         const d = platform.find(name);
         return d ? { arn: functionArn(d.spec) } : null;
       },
-      arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
+      arnFor: (name) => lambdaFunctionArn(platform.spec.region, name),
       metrics: (name) => (name !== undefined && !platform.find(name) ? null : platform.metrics(name)),
       invoke: (name, payload) => platform.invoke(platform.find(name)!.spec.key, payload),
       // Stored before the 202, delivered with retries, as on the server.
       invokeAsync: async (name, payload) => sources!.enqueue(platform.find(name)!.spec.name, payload),
       routes: (req, res, body, path, query) => handleNimbusApi(devApi(platform, sources!), req, res, body, path, query),
-      messaging: {
-        get region() { return platform.spec.region; },
-        queueNames: () => sources!.queues.queueNames(),
-        topicNames: () => sources!.topics.topicNames(),
-        sendMessage: (q, b, o) => messagingBackend(sources!, platform.spec.region).sendMessage(q, b, o),
-        publish: (t, m, o) => messagingBackend(sources!, platform.spec.region).publish(t, m, o),
-        receiveMessages: (q, o) => messagingBackend(sources!, platform.spec.region).receiveMessages(q, o),
-        deleteMessage: (q, h) => messagingBackend(sources!, platform.spec.region).deleteMessage(q, h),
-      },
+      // Set once the event sources exist (the control port is bound before the service loads).
+      get messaging() { return messaging; },
     });
     let controlPort: number;
     try {
@@ -144,11 +138,12 @@ export class DevServer {
         return { ...(await platform.invoke(d.spec.key, payload, requestId)), executedVersion: '$LATEST' };
       },
       config: (name) => platform.find(name)?.spec.eventInvokeConfig,
-      arnFor: (name) => `arn:aws:lambda:${platform.spec.region}:000000000000:function:${name}`,
+      arnFor: (name) => lambdaFunctionArn(platform.spec.region, name),
       log: (text) => options.log(text),
       retryDelaysMs: options.asyncRetryDelaysMs,
       reclaimOnStart: true,
     });
+    messaging = messagingBackend(sources, spec.region);
     const gateway = new Gateway(spec, (key, event) => platform.invoke(key, event), {
       log: (key, text) => {
         const f = platform.find(key);

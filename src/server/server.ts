@@ -15,10 +15,11 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FunctionSpec, InvocationResult, QueueEventSpec, QueueSpec, RouteSpec, ScheduleSpec, TopicEventSpec, TopicSpec } from '../core/index.js';
-import { NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
+import { ACCOUNT_ID, LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, lambdaFunctionArn, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import {
   ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type NimbusApiBackend, type DeployResult, type ServiceInfo,
 } from '../control/index.js';
+import { findHandlerFile, handlerCandidates, splitHandler } from '../config/index.js';
 import { Gateway, type GatewayService } from '../gateway/index.js';
 import {
   detectHostRuntimes, detectLimitEnforcer, launchFor, prepareModule, runtimeReadPaths,
@@ -66,8 +67,6 @@ export interface ServerOptions extends Omit<HostOptions, 'onLog'> {
   readonly shutdownDeadlineMs?: number;
 }
 
-/** The account id in ARNs: Nimbus has one account. */
-const ACCOUNT_ID = '000000000000';
 
 /** A running `nimbus server`. */
 export class NimbusServer implements NimbusApiBackend {
@@ -245,7 +244,7 @@ export class NimbusServer implements NimbusApiBackend {
   }
 
   arnFor(name: string): string {
-    return `arn:aws:lambda:${this.region}:${ACCOUNT_ID}:function:${name}`;
+    return lambdaFunctionArn(this.region, name);
   }
 
   // ── invocations ─────────────────────────────────────────────────────────
@@ -662,8 +661,9 @@ export class NimbusServer implements NimbusApiBackend {
   receiveMessages(queue: string, max: number, remove: boolean): unknown[] { return this.events().receiveMessages(queue, max, remove); }
   topicStats(): unknown[] { return this.events().topicStats(); }
 
+  private eventsApiOnce: ReturnType<typeof eventsApi> | undefined;
   private events(): ReturnType<typeof eventsApi> {
-    return eventsApi(this.sources, (name) => name);
+    return (this.eventsApiOnce ??= eventsApi(this.sources, (name) => name));
   }
 
   async prometheusText(): Promise<{ contentType: string; text: string }> {
@@ -811,8 +811,6 @@ function checkRoute(r: RouteSpec, keys: ReadonlySet<string>, invalid: (reason: s
 /** Function keys as serverless.yml allows them, minus names that are special to JavaScript objects. */
 const FUNCTION_KEY = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
 const SPECIAL_KEYS = new Set(['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'valueOf']);
-/** Lambda's function name pattern (the short form). https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html */
-const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 const ENV_NAME = /^[a-zA-Z][a-zA-Z0-9_]*$/;
 const METHODS = new Set(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'ANY']);
 
@@ -824,7 +822,7 @@ function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, in
   const c = f as unknown as FunctionConfig;
   const fn = `function ${JSON.stringify(c.key)}`;
   if (typeof c.key !== 'string' || !FUNCTION_KEY.test(c.key) || SPECIAL_KEYS.has(c.key)) throw invalid(`${fn}: a function key is letters, digits, - and _ (and not a JavaScript special name)`);
-  if (typeof c.name !== 'string' || !FUNCTION_NAME.test(c.name)) throw invalid(`${fn}: name ${JSON.stringify(c.name)} is not a Lambda function name (1 to 64 letters, digits, - and _)`);
+  if (typeof c.name !== 'string' || !LAMBDA_FUNCTION_NAME.test(c.name)) throw invalid(`${fn}: name ${JSON.stringify(c.name)} is not a Lambda function name (1 to 64 letters, digits, - and _)`);
   if (typeof c.handler !== 'string' || c.handler === '' || c.handler.startsWith('/') || c.handler.split(/[/\\]/).includes('..')) {
     throw invalid(`${fn}: handler ${JSON.stringify(c.handler)} must be a path inside the package (file.export)`);
   }
@@ -844,7 +842,7 @@ function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, in
     if (RESERVED_ENVIRONMENT.has(k)) throw invalid(`${fn}: environment variable ${k} is set by the Lambda runtime and cannot be set`);
     if (typeof v !== 'string') throw invalid(`${fn}: environment variable ${k} must be a string`);
   }
-  if (c.alias !== undefined && (typeof c.alias !== 'string' || !/^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/.test(c.alias))) throw invalid(`${fn}: alias ${JSON.stringify(c.alias)} is not a Lambda alias name`);
+  if (c.alias !== undefined && (typeof c.alias !== 'string' || !LAMBDA_ALIAS_NAME.test(c.alias))) throw invalid(`${fn}: alias ${JSON.stringify(c.alias)} is not a Lambda alias name`);
   const { codeDir: _ignored, ...rest } = f as Record<string, unknown>;
   return { ...(rest as unknown as FunctionConfig), service: m.service, stage: m.stage, region: m.region, environment: env };
 }
@@ -867,14 +865,11 @@ function routeShape(path: string): string {
   return path.replace(/\{[^}+]+\}/g, '{}');
 }
 
-/** Why the handler's file is not in the package, or null when it is. */
+/** Why the handler's file is not in the package, or null when it is (the config part's own lookup). */
 function handlerMissing(spec: FunctionSpec, modulePath: string | undefined): string | null {
   if (modulePath) return null;
-  const slash = spec.handler.lastIndexOf('/');
-  const dot = spec.handler.indexOf('.', slash + 1);
-  const module = spec.handler.slice(0, dot < 0 ? undefined : dot);
-  const tries = spec.language === 'node'
-    ? ['.js', '.mjs', '.cjs'].map((e) => module + e)
-    : [`${module.replace(/\./g, '/')}.py`, `${module.replace(/\./g, '/')}/__init__.py`];
-  return tries.some((t) => existsSync(join(spec.codeDir, t))) ? null : `handler ${spec.handler}: none of ${tries.join(', ')} is in the package (check package.patterns)`;
+  const parts = splitHandler(spec.handler, spec.language);
+  if (!parts) return `handler ${spec.handler} is not file.export (Node) or module.function (Python)`;
+  const tries = handlerCandidates(parts, spec.language);
+  return findHandlerFile(spec.codeDir, tries) ? null : `handler ${spec.handler}: none of ${tries.join(', ')} is in the package (check package.patterns)`;
 }

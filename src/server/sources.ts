@@ -11,11 +11,9 @@ import {
 } from '../events/index.js';
 import type { Store } from '../store/index.js';
 import { MessagingError, type MessagingBackend, type NimbusApiBackend } from '../control/index.js';
-import { NimbusError } from '../core/index.js';
+import { ACCOUNT_ID, NimbusError } from '../core/index.js';
 import type { QueueEventSpec, TopicEventSpec } from '../core/index.js';
 
-/** The account id in ARNs. */
-const ACCOUNT_ID = '000000000000';
 /** EventBridge's limit on a rule name. */
 const RULE_NAME_MAX = 64;
 

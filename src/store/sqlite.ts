@@ -15,7 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import type { FunctionSpec } from '../core/index.js';
+import { LAMBDA_ALIAS_NAME, type FunctionSpec } from '../core/index.js';
 import type {
   AliasRecord, AsyncCounts, AsyncEventInput, AsyncEventRow, AsyncRetry, DeadLetterInput, DeadLetterRow, FunctionConfig,
   InvocationRow, LogRow, RollupRow, ServiceRecord, Store, VersionRecord,
@@ -35,8 +35,7 @@ const MAX_PENDING_ROWS = 100_000;
 const STALE_TEMP_MS = 60 * 60 * 1000;
 const LATEST = '$LATEST';
 const SHA256_HEX = /^[0-9a-f]{64}$/;
-/** Lambda's alias name pattern: not all digits, so an alias never reads as a version. https://docs.aws.amazon.com/lambda/latest/api/API_CreateAlias.html */
-const ALIAS_NAME = /^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$/;
+const ALIAS_NAME = LAMBDA_ALIAS_NAME;
 
 /**
  * Schema migrations, in order: entry i takes the database from version i to
