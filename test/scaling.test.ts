@@ -12,6 +12,10 @@ import { DevServer } from '../src/server/index.js';
 const HANDLERS = `
 const instanceId = require('crypto').randomUUID();
 exports.sleep = async (event) => { await new Promise((r) => setTimeout(r, Number(event.ms ?? (event.queryStringParameters || {}).ms ?? 100))); return { instanceId }; };
+exports.shared = async (event) => {
+  await new Promise((r) => setTimeout(r, 300));
+  return { instanceId, max: process.env.AWS_LAMBDA_MAX_CONCURRENCY };
+};
 exports.quick = async () => ({ statusCode: 200, body: instanceId });
 exports.spin = async () => { for (;;) {} };
 exports.hog = async () => { const h = []; for (;;) h.push(Buffer.alloc(16 * 1024 * 1024, 1)); };
@@ -44,6 +48,12 @@ functions:
     reservedConcurrency: 1
     events:
       - httpApi: GET /one
+  shared:
+    handler: handler.shared
+    reservedConcurrency: 2
+    perExecutionEnvironmentMaxConcurrency: 40
+    events:
+      - httpApi: GET /shared
   quick:
     handler: handler.quick
     memorySize: 512
@@ -94,6 +104,19 @@ describe('scaling with real instances', () => {
     assert.ok(instances.size > 5, `scaled out to ${instances.size} instances`);
     assert.ok(d.stats().peakInstances <= 20, `peak ${d.stats().peakInstances} instances, reserved 20`);
     assert.ok(instances.size <= 20);
+  });
+
+  it('runs up to perExecutionEnvironmentMaxConcurrency invocations at once in one instance', async () => {
+    // 80 requests of 300 ms each on at most 2 instances: one at a time per instance would take 12 s and throttle.
+    const started = Date.now();
+    const replies = await Promise.all(Array.from({ length: 80 }, () => fetch(`${base}/shared`).then(async (r) => ({ status: r.status, body: await r.text() }))));
+    const elapsed = Date.now() - started;
+    assert.deepEqual(replies.filter((r) => r.status !== 200), []);
+    const bodies = replies.map((r) => JSON.parse(r.body) as { instanceId: string; max: string });
+    assert.ok(new Set(bodies.map((b) => b.instanceId)).size <= 2);
+    assert.deepEqual(new Set(bodies.map((b) => b.max)), new Set(['40']));
+    assert.ok(elapsed < 4000, `80 requests took ${elapsed} ms`);
+    assert.ok(server.platform.find('shared')!.stats().peakInstances <= 2);
   });
 
   it('throttles past the limit and the queue: 429 TooManyRequestsException on the Invoke API, 500 on the gateway', async () => {

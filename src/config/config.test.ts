@@ -203,6 +203,7 @@ describe('defaults', () => {
       functions:
         plain:
           handler: handler.plain
+          perExecutionEnvironmentMaxConcurrency: 8
         custom:
           handler: app.main
           name: my-custom-fn
@@ -222,6 +223,7 @@ describe('defaults', () => {
     assert.deepEqual(plain.environment, { SHARED: 'provider', LEVEL: '1', ON: 'true' });
     assert.equal(plain.reservedConcurrency, undefined);
     assert.equal('reservedConcurrency' in plain, false);
+    assert.equal(plain.perExecutionEnvironmentMaxConcurrency, 8);
     assert.deepEqual(custom, {
       key: 'custom',
       name: 'my-custom-fn',
@@ -926,6 +928,26 @@ describe('errors', () => {
           provisionedConcurrency: 3
     `, 'NIMBUS_ERR_CONFIG_INVALID',
     (f) => `${f}:8: functions.hello.provisionedConcurrency: provisioned concurrency is above the reserved concurrency (2) (got 3; allowed: an integer from 0 to 2)`);
+    assertFails(`
+      service: shop
+      provider:
+        runtime: nodejs20.x
+      functions:
+        hello:
+          handler: handler.hello
+          perExecutionEnvironmentMaxConcurrency: 2000
+    `, 'NIMBUS_ERR_CONFIG_INVALID',
+    (f) => `${f}:7: functions.hello.perExecutionEnvironmentMaxConcurrency: out of range (got 2000; allowed: an integer from 1 to 1600 (as Lambda Managed Instances allow))`);
+    assertFails(`
+      service: shop
+      provider:
+        runtime: python3.12
+      functions:
+        hello:
+          handler: handler.hello
+          perExecutionEnvironmentMaxConcurrency: 4
+    `, 'NIMBUS_ERR_CONFIG_INVALID',
+    (f) => `${f}:7: functions.hello.perExecutionEnvironmentMaxConcurrency: only Node.js functions run several invocations in one instance (python3.12 runs one per instance, in a process of its own) (got 4; allowed: 1, or remove the key)`, undefined, ['handler.py']);
   });
 
   it('function names: invalid, duplicate, too long', () => {

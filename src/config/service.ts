@@ -51,7 +51,7 @@ const API_GATEWAY_NOT_USED = new Set([
 
 const FUNCTION_USED = new Set([
   'handler', 'name', 'runtime', 'memorySize', 'timeout', 'environment', 'reservedConcurrency', 'provisionedConcurrency', 'events', 'httpApi', 'alias',
-  'maximumRetryAttempts', 'maximumEventAge', 'destinations',
+  'perExecutionEnvironmentMaxConcurrency', 'maximumRetryAttempts', 'maximumEventAge', 'destinations',
 ]);
 const FUNCTION_SILENT = new Set(['description']);
 const FUNCTION_NOT_USED = new Set([
@@ -376,6 +376,16 @@ function readFunction(
     throw ctx.invalid([...base, 'provisionedConcurrency'], provisioned, `provisioned concurrency is above the reserved concurrency (${reserved})`, `an integer from 0 to ${reserved}`);
   }
 
+  // Several invocations at once per instance: Lambda Managed Instances' setting (1–1600), an opt-in for Node.js only.
+  const perInstance = readCount(ctx, r, [...base, 'perExecutionEnvironmentMaxConcurrency']);
+  if (perInstance !== undefined) {
+    const at = [...base, 'perExecutionEnvironmentMaxConcurrency'];
+    if (perInstance < 1 || perInstance > 1600) throw ctx.invalid(at, perInstance, 'out of range', 'an integer from 1 to 1600 (as Lambda Managed Instances allow)');
+    if (runtime.language !== 'node' && perInstance > 1) {
+      throw ctx.invalid(at, perInstance, `only Node.js functions run several invocations in one instance (${runtime.name} runs one per instance, in a process of its own)`, '1, or remove the key');
+    }
+  }
+
   // Nimbus's own key: the routes invoke this alias, which each deploy points at the new version.
   const aliasValue = r.node([...base, 'alias']).value;
   if (aliasValue !== undefined && aliasValue !== null && (typeof aliasValue !== 'string' || !ALIAS_NAME.test(aliasValue))) {
@@ -409,6 +419,7 @@ function readFunction(
     ...(reserved !== undefined ? { reservedConcurrency: reserved } : {}),
     ...(provisioned !== undefined ? { provisionedConcurrency: provisioned } : {}),
     ...(typeof aliasValue === 'string' ? { alias: aliasValue } : {}),
+    ...(perInstance !== undefined && perInstance > 1 ? { perExecutionEnvironmentMaxConcurrency: perInstance } : {}),
   };
 }
 

@@ -42,6 +42,13 @@ export interface FunctionSpec {
   /** Provisioned concurrency (instances kept warm), when set. */
   readonly provisionedConcurrency?: number;
   /**
+   * Invocations one instance runs at once (2–1600; absent means 1, Lambda's
+   * default). Node.js only. Lambda Managed Instances' setting of the same
+   * name; the instance sees it as `AWS_LAMBDA_MAX_CONCURRENCY`.
+   * https://docs.aws.amazon.com/lambda/latest/api/API_LambdaManagedInstancesCapacityProviderConfig.html
+   */
+  readonly perExecutionEnvironmentMaxConcurrency?: number;
+  /**
    * `nimbus server`: the alias the function's routes invoke (Nimbus's `alias:` key; with provisionedConcurrency
    * and no alias, `provisioned`, as the Serverless Framework makes). Each deploy points it at the new version.
    */
@@ -60,7 +67,7 @@ export const RESERVED_ENVIRONMENT: ReadonlySet<string> = new Set([
   '_HANDLER', '_X_AMZN_TRACE_ID', 'AWS_DEFAULT_REGION', 'AWS_REGION', 'AWS_EXECUTION_ENV', 'AWS_LAMBDA_FUNCTION_NAME',
   'AWS_LAMBDA_FUNCTION_MEMORY_SIZE', 'AWS_LAMBDA_FUNCTION_VERSION', 'AWS_LAMBDA_INITIALIZATION_TYPE', 'AWS_LAMBDA_LOG_GROUP_NAME',
   'AWS_LAMBDA_LOG_STREAM_NAME', 'AWS_ACCESS_KEY', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
-  'AWS_LAMBDA_RUNTIME_API', 'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR', 'TZ',
+  'AWS_LAMBDA_RUNTIME_API', 'AWS_LAMBDA_MAX_CONCURRENCY', 'LAMBDA_TASK_ROOT', 'LAMBDA_RUNTIME_DIR', 'TZ',
 ]);
 
 /** Where an asynchronous invocation's record goes: a function, a queue or a topic (by name). */

@@ -99,6 +99,8 @@ export function instanceEnvironment(spec: FunctionSpec, host: HostRuntimes, logS
     AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${spec.name}`,
     AWS_LAMBDA_LOG_STREAM_NAME: logStreamName,
     ...(spec.language === 'python' ? { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' } : {}),
+    // Set by Lambda Managed Instances for a function that runs several invocations per instance.
+    ...(spec.perExecutionEnvironmentMaxConcurrency ? { AWS_LAMBDA_MAX_CONCURRENCY: String(spec.perExecutionEnvironmentMaxConcurrency) } : {}),
     ...spec.environment,
   };
 }

@@ -79,10 +79,11 @@ export class FunctionHost {
     const launch = () => withVersion(launchFor(fn.spec, this.runtimes, fn.modulePath, `${fn.spec.key}-${++seq}`, this.isolation), fn.version);
     const maxInstances = fn.spec.reservedConcurrency ?? this.options.accountConcurrency ?? 1000;
     const minInstances = fn.spec.provisionedConcurrency ?? 0;
+    const concurrency = fn.spec.perExecutionEnvironmentMaxConcurrency ?? 1;
     const existing = this.dispatchers.get(fn.id);
     if (existing) {
       if (existing.spec !== fn.spec || this.modules.get(fn.id) !== fn.modulePath) {
-        existing.reload(fn.spec, launch, { maxInstances, minInstances });
+        existing.reload(fn.spec, launch, { maxInstances, minInstances, concurrency });
         this.modules.set(fn.id, fn.modulePath);
       }
       return existing;
@@ -90,6 +91,7 @@ export class FunctionHost {
     const d = new FunctionDispatcher(fn.spec, {
       maxInstances,
       minInstances,
+      concurrency,
       keepAliveMs: this.options.keepAliveMs ?? 5 * 60_000,
       maxQueued: this.options.maxQueued,
       maxQueueWaitMs: this.options.maxQueueWaitMs,
@@ -165,7 +167,7 @@ export class FunctionHost {
     const key = poolKey(spec);
     if (size <= 0 || this.pools.has(key)) return;
     const runtime = poolRuntimeFor(spec.language, this.runtimes, this.isolation, spec.codeDir);
-    if (runtime) this.pools.set(key, new WarmPool(runtime, size));
+    if (runtime) this.pools.set(key, new WarmPool(runtime, size, this.limits));
   }
 }
 

@@ -835,6 +835,10 @@ function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, in
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1000)) throw invalid(`${fn}: ${key} must be a whole number from 0 to 1000`);
   }
   if ((c.provisionedConcurrency ?? 0) > (c.reservedConcurrency ?? Infinity)) throw invalid(`${fn}: provisionedConcurrency is above reservedConcurrency`);
+  const perInstance = c.perExecutionEnvironmentMaxConcurrency;
+  if (perInstance !== undefined && (typeof perInstance !== 'number' || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > 1600 || (perInstance > 1 && language !== 'node'))) {
+    throw invalid(`${fn}: perExecutionEnvironmentMaxConcurrency must be a whole number from 1 to 1600, above 1 for Node.js functions only`);
+  }
   const env = c.environment ?? {};
   if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalid(`${fn}: environment must be a mapping of names to strings`);
   for (const [k, v] of Object.entries(env)) {
