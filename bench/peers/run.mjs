@@ -65,6 +65,7 @@ const SERVERS = [
   { name: 'node-http', label: 'node:http (raw, the ceiling)', port: 4521, cwd: HERE, env: { PORT: '4521' }, cmd: NODE, args: [path.join(HERE, 'servers/node-http.cjs')] },
   nimbus('nimbus', 'Nimbus (fixtures/hello, 1769 MB)', path.join(FIX, 'hello/serverless.yml'), 4522, 4532),
   nimbus('nimbus-rc1', 'Nimbus, same with reservedConcurrency 1 (diagnostic)', path.join(FIX, 'hello-rc1/serverless.yml'), 4528, 4538, { cold: false, warmupS: 5 }),
+  nimbus('nimbus-multi', 'Nimbus, same with perExecutionEnvironmentMaxConcurrency 64 (opt-in)', path.join(FIX, 'hello-multi/serverless.yml'), 4529, 4539, { cold: false, warmupS: 5 }),
   nimbus('nimbus-ts', 'Nimbus (examples/typescript-api, 256 MB)', path.join(ROOT, 'examples/typescript-api/serverless.yml'), 4523, 4533, { warmupS: Number(env.NIMBUS_TS_WARMUP_S || 20) }),
   { name: 'sls', label: 'serverless-offline 13.10.1 (sls 3.40.0)', port: 4525, cwd: path.join(PEERS, 'sls'), env: slsEnv,
     cmd: NODE, args: [SLS, 'offline', 'start', '--httpPort', '4525', '--lambdaPort', '4535'] },

@@ -126,6 +126,11 @@ export class FunctionDispatcher implements CapacityMember {
   private draining = false;
   private readonly now: () => number;
   private policy: ScalingPolicy;
+  /** Moving averages (ms) the scaler weighs a wait for a busy instance with: time per invocation, time to start an instance. */
+  private serviceMs: number | undefined;
+  private coldStartMs: number | undefined;
+  /** From the last scaling decision: when waiting invocations should be weighed again (epoch ms). */
+  private recheckAt = Infinity;
 
   constructor(public spec: FunctionSpec, private options: DispatcherOptions) {
     this.now = options.now ?? Date.now;
@@ -226,7 +231,10 @@ export class FunctionDispatcher implements CapacityMember {
       queued: this.queue.length,
       queuedSince: this.queue.map((p) => p.at),
       hostRoom: capacity ? capacity.room(this.spec.memorySize) : undefined,
+      serviceMs: this.serviceMs,
+      coldStartMs: this.coldStartMs,
     }, now);
+    this.recheckAt = d.recheckAt ?? Infinity;
     if (d.retire.length) {
       const doomed = new Set(d.retire.map((i) => this.idle[i]));
       for (let i = this.idle.length - 1; i >= 0; i--) if (doomed.has(this.idle[i])) this.idle.splice(i, 1);
@@ -249,17 +257,22 @@ export class FunctionDispatcher implements CapacityMember {
     this.armQueueTimer(now);
   }
 
-  /** Wakes the scaler when the oldest waiting invocation reaches its wait limit. */
+  /**
+   * Wakes the scaler when the oldest waiting invocation reaches its wait
+   * limit, or sooner when one waiting for a busy instance would now be
+   * better off with a new one (ScalingDecision.recheckAt).
+   */
   private armQueueTimer(now: number): void {
     if (this.queueTimer) { clearTimeout(this.queueTimer); this.queueTimer = null; }
     if (this.queue.length === 0) return;
-    const due = this.queue[0].at + this.policy.maxQueueWaitMs - now;
-    this.queueTimer = setTimeout(() => { this.queueTimer = null; this.scale(); }, Math.max(10, due));
+    const due = Math.min(this.queue[0].at + this.policy.maxQueueWaitMs, this.recheckAt) - now;
+    this.queueTimer = setTimeout(() => { this.queueTimer = null; this.scale(); }, Math.max(1, Math.ceil(due)));
     this.queueTimer.unref();
   }
 
   private startInstance(ahead = false): void {
     this.starting++;
+    const startedAt = performance.now();
     let launch: InstanceLaunch;
     try {
       launch = this.options.launch();
@@ -304,6 +317,7 @@ export class FunctionDispatcher implements CapacityMember {
         this.scale();
         return;
       }
+      this.coldStartMs = average(this.coldStartMs, performance.now() - startedAt);
       if (inst.concurrency < this.concurrency) {
         // The runtime took fewer at once than asked (Python takes one): plan with what it took.
         this.policy = { ...this.policy, concurrency: inst.concurrency };
@@ -333,6 +347,7 @@ export class FunctionDispatcher implements CapacityMember {
     let logs = inst.takeIdleLogs();
     logs += `START RequestId: ${p.requestId} Version: ${this.spec.version ?? '$LATEST'}\n`;
     let dropped = 0;
+    const ranAt = performance.now();
     void inst.invoke({
       requestId: p.requestId,
       event: p.request.event,
@@ -348,6 +363,7 @@ export class FunctionDispatcher implements CapacityMember {
       },
     }).then((answer) => {
       this.busy--;
+      this.serviceMs = average(this.serviceMs, performance.now() - ranAt);
       if (dropped > 0) {
         logs = `${logs.slice(0, LOG_HEAD_CHARS)}[nimbus: ${dropped} characters of log output dropped; an invocation keeps at most ${MAX_LOG_CHARS}]\n${logs.slice(LOG_HEAD_CHARS)}`;
       }
@@ -472,6 +488,11 @@ function policyOf(o: DispatcherOptions): ScalingPolicy {
     maxQueued: o.maxQueued ?? 100,
     maxQueueWaitMs: o.maxQueueWaitMs ?? 3000,
   };
+}
+
+/** An exponentially weighted moving average (weight 0.2 for the new sample). */
+function average(mean: number | undefined, sample: number): number {
+  return mean === undefined ? sample : mean + (sample - mean) * 0.2;
 }
 
 function errorTypeOf(payload: string): string {

@@ -156,4 +156,40 @@ describe('scaler', () => {
       assert.deepEqual(decide({ ...policy, concurrency: 1 }, s, T0), decide(policy, s, T0));
     });
   });
+  describe('waiting for a busy instance when that is quicker than a cold start', () => {
+    const big: ScalingPolicy = { ...policy, maxInstances: 100, maxQueued: 100 };
+    const at = (n: number, t = T0) => Array.from({ length: n }, () => t);
+
+    it('holds what busy instances serve sooner than a new one starts (the docstring example)', () => {
+      const d = decide(big, stats({ busy: 2, queued: 10, queuedSince: at(10), serviceMs: 0.4, coldStartMs: 5 }), T0);
+      assert.equal(d.start, 0);
+      assert.equal(d.throttle, 0);
+      // The last (k = 9) is expected to get a busy instance after 5 × 0.4 = 2 ms; at 5 - 2 = 3 ms a new one would be as quick.
+      assert.equal(d.recheckAt, T0 + 3);
+      // 30 waiting: places 0..23 are served within 5 ms by 2 instances at 0.4 ms each ((floor(k / 2) + 1) * 0.4 < 5), 6 get instances.
+      assert.equal(decide(big, stats({ busy: 2, queued: 30, queuedSince: at(30), serviceMs: 0.4, coldStartMs: 5 }), T0).start, 6);
+    });
+
+    it('starts an instance for an invocation that waited longer than a cold start (the estimate was wrong)', () => {
+      const d = decide(big, stats({ busy: 1, queued: 1, queuedSince: [T0], serviceMs: 0.4, coldStartMs: 5 }), T0 + 5);
+      assert.equal(d.start, 1);
+      assert.equal(d.recheckAt, undefined);
+    });
+
+    it('scales as on Lambda for a function slower than a cold start, with no history, or with nothing busy', () => {
+      const lambda = decide(big, stats({ busy: 2, queued: 10, queuedSince: at(10) }), T0).start;
+      assert.equal(lambda, 10);
+      assert.equal(decide(big, stats({ busy: 2, queued: 10, queuedSince: at(10), serviceMs: 20, coldStartMs: 5 }), T0).start, 10);
+      assert.equal(decide(big, stats({ busy: 2, queued: 10, queuedSince: at(10), coldStartMs: 5 }), T0).start, 10);
+      assert.equal(decide(big, stats({ busy: 0, queued: 10, queuedSince: at(10), serviceMs: 0.4, coldStartMs: 5 }), T0).start, 10);
+    });
+
+    it('throttles at the maximum only what neither a busy instance nor a new one will take', () => {
+      const small: ScalingPolicy = { ...policy, maxInstances: 2, maxQueued: 3 };
+      // 2 busy at the maximum, 20 waiting, 0.4 ms each against a 5 ms cold start: 20 are expected within 4 ms, none throttled.
+      assert.equal(decide(small, stats({ busy: 2, queued: 20, queuedSince: at(20), serviceMs: 0.4, coldStartMs: 5 }), T0).throttle, 0);
+      // 40 waiting: 24 held, the queue holds 3 more, 13 throttled.
+      assert.equal(decide(small, stats({ busy: 2, queued: 40, queuedSince: at(40), serviceMs: 0.4, coldStartMs: 5 }), T0).throttle, 13);
+    });
+  });
 });
