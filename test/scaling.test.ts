@@ -96,8 +96,9 @@ describe('scaling with real instances', () => {
   });
 
   it('answers 200 concurrent requests, never running more than reservedConcurrency instances', async () => {
+    // 200 ms each: slower than a cold start from the pool, so it scales out as on Lambda (docs/scaling.md).
     const d = server.platform.find('burst')!;
-    const replies = await Promise.all(Array.from({ length: 200 }, () => fetch(`${base}/burst?ms=20`).then(async (r) => ({ status: r.status, body: await r.text() }))));
+    const replies = await Promise.all(Array.from({ length: 200 }, () => fetch(`${base}/burst?ms=200`).then(async (r) => ({ status: r.status, body: await r.text() }))));
     const failed = replies.filter((r) => r.status !== 200);
     assert.deepEqual(failed, [], `${failed.length} of 200 failed`);
     const instances = new Set(replies.map((r) => (JSON.parse(r.body) as { instanceId: string }).instanceId));

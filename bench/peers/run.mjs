@@ -41,6 +41,7 @@ const SCALE_UNPINNED = env.SCALE_UNPINNED !== '0';
 // `prebooted` (Node with --warm-pool SCALE_N: the runtimes booted before the burst).
 const SCALE_EXTRA = (env.SCALE_EXTRA ?? 'py,prebooted').split(',').filter(Boolean);
 const SLEEP_MS = 1000;
+const MEMORY_N = Number(env.MEMORY_N || 20); // idle instances alive at once for the memory phase's second measurement
 
 const REPORT_ONLY = env.REPORT_ONLY === '1'; // re-print the report of the last run from results.json
 if (!REPORT_ONLY) fs.rmSync(LOG, { recursive: true, force: true });
@@ -394,6 +395,26 @@ async function memory() {
     await C.stopServer(child);
   }
   saveJson();
+  // The same with MEMORY_N idle instances of one function alive at once (a platform under load keeps many):
+  // PSS per instance is then closer to its private memory, the interpreter's pages being shared N ways.
+  results.memory.atScale = {};
+  for (const [lang, cfg] of [['node', SCALE_FIXTURE], ['py', scaleServer('nimbus-scale-py', 'scale-py')]]) {
+    const server = await startNimbus(cfg, `memory-${lang}-n.log`);
+    try {
+      await C.sleep(POOL_WAIT_MS);
+      const replies = await Promise.all(Array.from({ length: MEMORY_N }, () => C.get(cfg.port, '/sleep', 30000)));
+      if (!replies.every(C.okBody)) throw new Error(`memory: ${MEMORY_N} concurrent /sleep on ${cfg.name} did not all answer 200`);
+      await C.sleep(3000); // idle; the pool refilled
+      // The pool's runtimes were booted last (after the burst): the oldest MEMORY_N trees are the instances.
+      const trees = instanceTrees(server.pid).filter((t) => t.lang === lang).sort((a, b) => a.start - b.start).slice(0, MEMORY_N);
+      const mean = (k) => trees.reduce((sum, t) => sum + t[k], 0) / Math.max(1, trees.length);
+      results.memory.atScale[lang] = { n: trees.length, pssKb: mean('pssKb'), ussKb: mean('ussKb'), rssKb: mean('rssKb') };
+      log(`[memory] ${lang}: ${trees.length} idle instances, mean PSS ${C.fmt(mean('pssKb') / 1024)} MB (USS ${C.fmt(mean('ussKb') / 1024)} MB)`);
+    } finally {
+      await C.stopServer(server);
+    }
+    saveJson();
+  }
 }
 
 // ---- phase 5: breakdown ----------------------------------------------------------------------
@@ -499,6 +520,8 @@ function report() {
       const inst = b.instances[0];
       L.push(`| one idle ${lang === 'node' ? 'Node.js' : 'Python'} instance (after 1 request) | **${mb(b.instancePssKb)}** | ${mb(b.instanceUssKb)} | ${mb(b.instanceRssKb)} | ${inst ? inst.per.map((x) => x.comm).join(' + ') : 'n/a'} | ≤ ${goal} MB | ${b.instancePssKb / 1024 <= goal ? 'yes' : '**no**'} |`);
       L.push(`| a pre-warmed ${lang === 'node' ? 'Node.js' : 'Python'} runtime (pool, before INIT) | ${mb(b.pooledPssKb)} | ${mb(b.pooledUssKb)} | | ${b.pooled.length} waiting | | |`);
+      const n = m.atScale?.[lang];
+      if (n) L.push(`| each of ${n.n} idle ${lang === 'node' ? 'Node.js' : 'Python'} instances of one function (mean) | **${mb(n.pssKb)}** | ${mb(n.ussKb)} | ${mb(n.rssKb)} | | ≤ ${goal} MB | ${n.pssKb / 1024 <= goal ? 'yes' : '**no**'} |`);
     }
     L.push(`| the Nimbus platform process (nimbus dev, node) | **${mb(m.platform.pssKb)}** | ${mb(m.platform.ussKb)} | ${mb(m.platform.rssKb)} | 1 | | |`);
     L.push('', `PSS splits each shared page among the processes mapping it, so it depends on what else runs: at measurement time ${m.sharing?.node} \`node\` and ${m.sharing?.python} \`python*\` processes were alive on this machine (all of Nimbus's, plus other workloads'). USS (private pages, freed when the instance exits) does not depend on that.`, '');

@@ -118,6 +118,8 @@ export class FunctionDispatcher implements CapacityMember {
   private throttledCount = 0;
   private generation = 0;
   private readonly generationOf = new WeakMap<Instance, number>();
+  /** Instances whose start was called off before they booted (ScalingDecision.cancel). */
+  private readonly cancelled = new WeakSet<Instance>();
   /** Instances started with no invocation waiting (the provisioned minimum): their init is not a cold start. */
   private readonly startedAhead = new WeakSet<Instance>();
   private readonly ticker: NodeJS.Timeout;
@@ -249,12 +251,27 @@ export class FunctionDispatcher implements CapacityMember {
         p.resolve({ requestId: p.requestId, outcome: 'throttled', payload, durationMs: 0, billedDurationMs: 0, logs: '' });
       }
     }
+    if (d.cancel) this.cancelStarts(d.cancel);
     for (let i = 0; i < d.start; i++) {
       if (capacity && !capacity.tryReserve(this.spec.memorySize)) break;
       // No invocation waits for it: started ahead of demand (the provisioned minimum).
       this.startInstance(this.queue.length <= this.starting);
     }
     this.armQueueTimer(now);
+  }
+
+  /** Stops up to `n` starting instances that are still waiting for a boot slot, the most recent first. */
+  private cancelStarts(n: number): void {
+    const waiting = [...this.all].filter((i) => i.awaitingBoot).reverse();
+    for (const inst of waiting) {
+      if (n <= 0) break;
+      // Stopping one may decide again (its exit wakes the scaler), which may have stopped this one already.
+      if (!inst.awaitingBoot) continue;
+      n--;
+      this.cancelled.add(inst);
+      this.starting--;
+      this.retire(inst);
+    }
   }
 
   /**
@@ -303,6 +320,7 @@ export class FunctionDispatcher implements CapacityMember {
       if (this.queue.length > 0) this.scale();
     });
     void inst.ready.then((init) => {
+      if (this.cancelled.has(inst)) return; // counted out of `starting` when it was called off
       this.starting--;
       if (!init.ok) {
         // Lambda runs init again for the next invocation; this one gets the init error.

@@ -251,6 +251,9 @@ export class Instance {
 
   get pid(): number | undefined { return this.child?.pid; }
 
+  /** True while a fresh instance waits for a boot slot: it has no process yet, so stopping it wastes nothing. */
+  get awaitingBoot(): boolean { return this.cancelBoot !== null && this.child === null && !this.exited; }
+
   /** Invocations it could take now: 0 unless ready and not being stopped. */
   get free(): number {
     if (this.killedByPlatform !== null || !(this.state === 'idle' || this.state === 'busy')) return 0;

@@ -170,6 +170,21 @@ describe('scaler', () => {
       assert.equal(decide(big, stats({ busy: 2, queued: 30, queuedSince: at(30), serviceMs: 0.4, coldStartMs: 5 }), T0).start, 6);
     });
 
+    it('calls off starts a burst made before the function was known to be quick, never below the minimum', () => {
+      // The docstring example: 2 busy, 8 starting, 10 waiting that the busy ones serve within 2 ms.
+      const d = decide(big, stats({ busy: 2, starting: 8, queued: 10, queuedSince: at(10), serviceMs: 0.4, coldStartMs: 5 }), T0);
+      assert.equal(d.start, 0);
+      assert.equal(d.cancel, 8);
+      // With a provisioned minimum of 6, 10 live instances keep 6.
+      assert.equal(decide({ ...big, minInstances: 6 }, stats({ busy: 2, starting: 8, queued: 10, queuedSince: at(10), serviceMs: 0.4, coldStartMs: 5 }), T0).cancel, 4);
+      // 40 waiting: 24 are served by the busy ones in time, 16 need the starting instances: 8 are not enough, start 8 more.
+      const e = decide(big, stats({ busy: 2, starting: 8, queued: 40, queuedSince: at(40), serviceMs: 0.4, coldStartMs: 5 }), T0);
+      assert.equal(e.start, 8);
+      assert.equal(e.cancel, 0);
+      // No history: nothing is called off (Lambda's policy).
+      assert.equal(decide(big, stats({ busy: 2, starting: 8, queued: 1, queuedSince: at(1) }), T0).cancel, undefined);
+    });
+
     it('starts an instance for an invocation that waited longer than a cold start (the estimate was wrong)', () => {
       const d = decide(big, stats({ busy: 1, queued: 1, queuedSince: [T0], serviceMs: 0.4, coldStartMs: 5 }), T0 + 5);
       assert.equal(d.start, 1);

@@ -80,6 +80,12 @@ export interface ScalingDecision {
   /** The instance count this decision aims at (for metrics). */
   readonly desired: number;
   /**
+   * Instances starting that are no longer needed (invocations wait for busy
+   * ones instead): the dispatcher stops those still waiting for a boot slot.
+   * Present only when invocations wait for busy instances.
+   */
+  readonly cancel?: number;
+  /**
    * When invocations wait for busy instances rather than new ones: the epoch
    * ms at which the first of them would have been better off with a new
    * instance, so the dispatcher decides again then.
@@ -107,7 +113,9 @@ export interface ScalingDecision {
  * wait and none starts. recheckAt is the soonest one of them would be as
  * quickly served by a new instance: the last (k = 9, expected after 2 ms),
  * 5 - 2 = 3 ms from now. With serviceMs 20 (slower than a cold
- * start) all 10 get instances at once, as on Lambda.
+ * start) all 10 get instances at once, as on Lambda. With starting 8 (a
+ * burst started them before the function's speed was known): the 10 need
+ * no instance, so cancel 8 (those not booting yet are stopped).
  */
 export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number): ScalingDecision {
   const c = Math.max(1, policy.concurrency ?? 1);
@@ -122,11 +130,17 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
   // starting instance will take get instances (one each, or one per c with
   // concurrency c), as far as the maximum allows.
   const room = Math.max(0, Math.min(policy.maxInstances - live, stats.hostRoom ?? Infinity));
-  const uncovered = stats.queued - free - stats.starting * c;
-  const held = waitingForBusy(stats, c, uncovered, now);
-  let start = Math.max(0, Math.min(Math.ceil((uncovered - held.count) / c), room));
+  // Invocations that no free slot takes: those a busy instance serves sooner than a new one wait for it (see
+  // waitingForBusy); the rest need instances, the ones starting included.
+  const waiting = Math.max(0, stats.queued - free);
+  const held = waitingForBusy(stats, c, waiting, now);
+  const needed = Math.ceil((waiting - held.count) / c);
+  let start = Math.max(0, Math.min(needed - stats.starting, room));
   // Keep the provisioned minimum.
   if (live + start < policy.minInstances) start = Math.min(policy.minInstances - live, room);
+  // Starts that waiting invocations no longer need, now that busy instances will serve them sooner (a burst at a
+  // function with no history starts one instance per invocation; its first answers tell how quick it is).
+  const cancel = held.count > 0 ? Math.max(0, Math.min(stats.starting - needed, live - policy.minInstances)) : 0;
 
   // Scale in: idle past the keep-alive, oldest first, never below the minimum,
   // and never while invocations wait.
@@ -146,7 +160,7 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
   // or what no longer fits. Invocations covered by a starting instance wait
   // for it, however long its cold start takes.
   let throttle = 0;
-  if (start * c < uncovered - held.count) {
+  if (start < needed - stats.starting) {
     const covered = free + (stats.starting + start) * c + held.count;
     for (let i = covered; i < stats.queuedSince.length; i++) {
       if (now - stats.queuedSince[i] >= policy.maxQueueWaitMs) throttle++; else break;
@@ -154,13 +168,13 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
     throttle = Math.max(throttle, stats.queued - covered - policy.maxQueued);
   }
 
-  return { start: Math.max(0, start), retire, throttle, desired, ...(held.count > 0 ? { recheckAt: held.recheckAt } : {}) };
+  return { start: Math.max(0, start), retire, throttle, desired, ...(held.count > 0 ? { recheckAt: held.recheckAt, cancel } : {}) };
 }
 
 /**
- * How many of the `uncovered` waiting invocations (those no free slot nor
- * starting instance will take) are served sooner by a busy instance than by
- * a new one, and when the first of them stops being so. See `decide`.
+ * How many of the `uncovered` waiting invocations (the last ones of the
+ * queue, those no free slot takes) are served sooner by a busy instance than
+ * by a new one, and when the first of them stops being so. See `decide`.
  */
 function waitingForBusy(stats: ScalingStats, c: number, uncovered: number, now: number): { count: number; recheckAt: number } {
   const { serviceMs, coldStartMs } = stats;
