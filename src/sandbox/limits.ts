@@ -149,8 +149,12 @@ function writable(path: string): boolean {
   try { accessSync(path, constants.W_OK); return true; } catch { return false; }
 }
 
-function tryCgroupV2(group: string): LimitEnforcer | null {
-  const root = '/sys/fs/cgroup';
+/**
+ * The cgroup v2 enforcer under `root` (the unified hierarchy's mount point),
+ * or null when its memory controller is missing or not writable. Exported
+ * for tests, which run it against a folder laid out as cgroupfs.
+ */
+export function tryCgroupV2(group: string, root = '/sys/fs/cgroup'): LimitEnforcer | null {
   try {
     const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8');
     if (!/\bmemory\b/.test(controllers) || !writable(root)) return null;
