@@ -367,7 +367,7 @@ describe('several invocations per instance (an opt-in)', () => {
     assert.equal((await first).outcome, 'timeout');
     const r = await second;
     assert.equal(r.outcome, 'crashed');
-    assert.match(JSON.parse(r.payload).errorMessage, /Runtime exited with error: signal: killed$/);
+    assert.match(JSON.parse(r.payload).errorMessage, /Runtime exited with error: signal: killed \(the instance was stopped: another invocation running on it timed out\)$/);
   });
 
   it('stays at one per instance for Python, whose runtime takes one at a time', async () => {

@@ -16,6 +16,16 @@ exports.shared = async (event) => {
   await new Promise((r) => setTimeout(r, 300));
   return { instanceId, max: process.env.AWS_LAMBDA_MAX_CONCURRENCY };
 };
+exports.crashy = async (event) => {
+  if (event.crash) { setTimeout(() => { throw new Error('boom'); }, 5); await new Promise((r) => setTimeout(r, 200)); }
+  return { instanceId };
+};
+exports.syncNoCallback = (event, context) => ({ ignored: true });
+exports.sharedHang = async (event) => {
+  if (event.hang) for (;;) {}
+  await new Promise((r) => setTimeout(r, Number(event.ms ?? 0)));
+  return 'done';
+};
 exports.quick = async () => ({ statusCode: 200, body: instanceId });
 exports.spin = async () => { for (;;) {} };
 exports.hog = async () => { const h = []; for (;;) h.push(Buffer.alloc(16 * 1024 * 1024, 1)); };
@@ -54,6 +64,18 @@ functions:
     perExecutionEnvironmentMaxConcurrency: 40
     events:
       - httpApi: GET /shared
+  crashy:
+    name: crashy
+    handler: handler.crashy
+  syncMany:
+    name: syncMany
+    handler: handler.syncNoCallback
+    perExecutionEnvironmentMaxConcurrency: 4
+  sharedHang:
+    name: sharedHang
+    handler: handler.sharedHang
+    timeout: 1
+    perExecutionEnvironmentMaxConcurrency: 4
   quick:
     handler: handler.quick
     memorySize: 512
@@ -118,6 +140,29 @@ describe('scaling with real instances', () => {
     assert.deepEqual(new Set(bodies.map((b) => b.max)), new Set(['40']));
     assert.ok(elapsed < 4000, `80 requests took ${elapsed} ms`);
     assert.ok(server.platform.find('shared')!.stats().peakInstances <= 2);
+  });
+
+  it('gives the invocation after an uncaught exception a new instance, not the dying one', async () => {
+    for (let round = 0; round < 5; round++) {
+      const crashed = await server.platform.invoke('crashy', '{"crash":true}');
+      assert.equal(crashed.outcome, 'error');
+      assert.equal(JSON.parse(crashed.payload).errorType, 'Error');
+      // Sent at once: the instance that crashed must not take it.
+      const next = await server.platform.invoke('crashy', '{}');
+      assert.equal(next.outcome, 'ok', `round ${round}: ${next.payload}`);
+    }
+  });
+
+  it('with several invocations per instance: a synchronous handler without callback ends with null; a timeout says why its neighbours ended', async () => {
+    const sync = await Promise.all(Array.from({ length: 4 }, () => server.platform.invoke('syncMany', '{}')));
+    assert.deepEqual(sync.map((r) => [r.outcome, r.payload]), Array(4).fill(['ok', 'null']));
+    const [hung, neighbour] = await Promise.all([
+      server.platform.invoke('sharedHang', '{"hang":true}'),
+      new Promise((r) => setTimeout(r, 100)).then(() => server.platform.invoke('sharedHang', '{"ms":5000}')),
+    ]);
+    assert.equal(hung.outcome, 'timeout');
+    assert.equal(neighbour.outcome, 'crashed');
+    assert.match(JSON.parse(neighbour.payload).errorMessage, /Runtime exited with error: signal: killed \(the instance was stopped: another invocation running on it timed out\)/);
   });
 
   it('throttles past the limit and the queue: 429 TooManyRequestsException on the Invoke API, 500 on the gateway', async () => {

@@ -365,7 +365,7 @@ function onInvoke(header, body) {
       finishCurrent = null;
       channel.ref();
     }
-    send(kind, `{"requestId":${JSON.stringify(requestId)},"maxRssKB":${peakRssKB()}}`, payload);
+    send(kind, `{"requestId":${JSON.stringify(requestId)},"maxRssKB":${peakRssKB()}${exiting ? ',"exiting":true' : ''}}`, payload);
   };
   if (many) inFlight.set(requestId, finish); else finishCurrent = finish;
 
@@ -443,9 +443,12 @@ function onInvoke(header, body) {
     if (ret && typeof ret.then === 'function') {
       ret.then((/** @type {unknown} */ r) => { if (!held) succeed(r); }, (/** @type {unknown} */ e) => { if (!held) fail(e); });
     } else if (!finished && !held && !many) {
-      // Synchronous return without callback: wait for the callback or an empty loop
-      // (with several at once: for the callback, or the timeout).
+      // Synchronous return without callback: wait for the callback or an empty loop.
       channel.unref();
+    } else if (!finished && !held && /** @type {Function} */ (handler).length < 3) {
+      // With several at once the event loop is shared, so nothing waits for it to empty: a synchronous
+      // handler that takes no callback ends now, with null (its return value is ignored, as Lambda does).
+      succeed(null);
     }
   };
   if (many) requestContext.run(requestId, run); else run();
@@ -473,6 +476,8 @@ function peakRssKB() {
 
 /** @type {() => void} */
 let onEmptyLoop = () => {};
+/** Set by crash(): the answers sent now are the last, the process exits after them. */
+let exiting = false;
 process.on('beforeExit', () => onEmptyLoop());
 
 process.on('uncaughtException', (err) => crash(err, 'Runtime.UncaughtException'));
@@ -489,6 +494,7 @@ function crash(err, type) {
     ? { errorType: type, errorMessage: `${base.errorType}: ${base.errorMessage}`, reason: base.errorMessage, promise: {}, stack: base.trace }
     : base;
   console.error(`${type} \t${JSON.stringify(doc)}`);
+  exiting = true;
   // With several invocations at once the culprit is unknown: every one in flight fails, as the instance goes.
   for (const f of [...inFlight.values()]) f(ERROR, serialiseError(doc));
   if (finishCurrent) finishCurrent(ERROR, serialiseError(doc));

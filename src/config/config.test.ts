@@ -937,7 +937,17 @@ describe('errors', () => {
           handler: handler.hello
           perExecutionEnvironmentMaxConcurrency: 2000
     `, 'NIMBUS_ERR_CONFIG_INVALID',
-    (f) => `${f}:7: functions.hello.perExecutionEnvironmentMaxConcurrency: out of range (got 2000; allowed: an integer from 1 to 1600 (as Lambda Managed Instances allow))`);
+    (f) => `${f}:7: functions.hello.perExecutionEnvironmentMaxConcurrency: not an integer from 1 to 1600 (got 2000; allowed: an integer from 1 to 1600 (as Lambda Managed Instances allow))`);
+    assertFails(`
+      service: shop
+      provider:
+        runtime: nodejs20.x
+      functions:
+        hello:
+          handler: handler.hello
+          perExecutionEnvironmentMaxConcurrency: 2.5
+    `, 'NIMBUS_ERR_CONFIG_INVALID',
+    (f) => `${f}:7: functions.hello.perExecutionEnvironmentMaxConcurrency: not an integer from 1 to 1600 (got 2.5; allowed: an integer from 1 to 1600 (as Lambda Managed Instances allow))`);
     assertFails(`
       service: shop
       provider:

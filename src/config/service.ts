@@ -377,10 +377,14 @@ function readFunction(
   }
 
   // Several invocations at once per instance: Lambda Managed Instances' setting (1–1600), an opt-in for Node.js only.
-  const perInstance = readCount(ctx, r, [...base, 'perExecutionEnvironmentMaxConcurrency']);
-  if (perInstance !== undefined) {
-    const at = [...base, 'perExecutionEnvironmentMaxConcurrency'];
-    if (perInstance < 1 || perInstance > 1600) throw ctx.invalid(at, perInstance, 'out of range', 'an integer from 1 to 1600 (as Lambda Managed Instances allow)');
+  const at = [...base, 'perExecutionEnvironmentMaxConcurrency'];
+  const perInstanceValue = r.value(at);
+  let perInstance: number | undefined;
+  if (perInstanceValue !== undefined && perInstanceValue !== null) {
+    perInstance = asNumber(perInstanceValue);
+    if (perInstance === undefined || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > 1600) {
+      throw ctx.invalid(at, perInstanceValue, 'not an integer from 1 to 1600', 'an integer from 1 to 1600 (as Lambda Managed Instances allow)');
+    }
     if (runtime.language !== 'node' && perInstance > 1) {
       throw ctx.invalid(at, perInstance, `only Node.js functions run several invocations in one instance (${runtime.name} runs one per instance, in a process of its own)`, '1, or remove the key');
     }
@@ -419,7 +423,7 @@ function readFunction(
     ...(reserved !== undefined ? { reservedConcurrency: reserved } : {}),
     ...(provisioned !== undefined ? { provisionedConcurrency: provisioned } : {}),
     ...(typeof aliasValue === 'string' ? { alias: aliasValue } : {}),
-    ...(perInstance !== undefined && perInstance > 1 ? { perExecutionEnvironmentMaxConcurrency: perInstance } : {}),
+    ...(perInstance !== undefined ? { perExecutionEnvironmentMaxConcurrency: perInstance } : {}),
   };
 }
 

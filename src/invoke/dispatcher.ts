@@ -458,6 +458,8 @@ export class FunctionDispatcher implements CapacityMember {
       inst.lastUsedMs = this.now();
       this.idle.push(inst);
     }
+    // Instances still starting may no longer be needed (a burst answered by the first ones): decide again.
+    if (this.starting > 0 && this.queue.length === 0 && this.serviceMs !== undefined) this.scale();
   }
 
   private finish(

@@ -156,6 +156,8 @@ export class Instance {
   private killedByPlatform: 'timeout' | 'memory' | 'retire' | null = null;
   private maxRssKB = 0;
   private exited = false;
+  /** The runtime said it is exiting (its last answers carried `exiting`): it takes nothing more. */
+  private exitingByRuntime = false;
   private idleLogs = '';
 
   private constructor(
@@ -256,7 +258,7 @@ export class Instance {
 
   /** Invocations it could take now: 0 unless ready and not being stopped. */
   get free(): number {
-    if (this.killedByPlatform !== null || !(this.state === 'idle' || this.state === 'busy')) return 0;
+    if (this.killedByPlatform !== null || this.exitingByRuntime || !(this.state === 'idle' || this.state === 'busy')) return 0;
     return this.concurrency - this.inflight.size;
   }
 
@@ -337,6 +339,8 @@ export class Instance {
         return;
       case FrameType.RESULT:
       case FrameType.ERROR: {
+        // The runtime's last answer before it exits (an uncaught error): no invocation may be sent to it any more.
+        if (frame.header.exiting === true) this.exitingByRuntime = true;
         const cur = this.inflight.get(frame.header.requestId as string);
         if (!cur) return;
         if (typeof frame.header.maxRssKB === 'number') this.maxRssKB = Math.max(this.maxRssKB, frame.header.maxRssKB);
@@ -455,7 +459,8 @@ export class Instance {
   private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
     if (this.exited) return;
     this.exited = true;
-    if (this.launch.wrapped && code !== null && code > 128 && code < 160) {
+    // bubblewrap reports a child killed by signal N as exit status 128 + N; a runtime that said it is exiting chose its status.
+    if (this.launch.wrapped && !this.exitingByRuntime && code !== null && code > 128 && code < 160) {
       const number = code - 128;
       signal = (Object.entries(osConstants.signals).find(([, n]) => n === number)?.[0] ?? null) as NodeJS.Signals | null;
       if (signal) code = null;
@@ -476,7 +481,9 @@ export class Instance {
     // Every invocation still running ends with the instance (a timed-out one was settled already).
     for (const cur of [...this.inflight.values()]) {
       // Lambda words a clean exit during an invocation "Runtime exited without providing a reason".
-      const message = `RequestId: ${cur.request.requestId} Error: ${code === 0 && !signal && !error ? 'Runtime exited without providing a reason' : `Runtime exited with error: ${how}`}`;
+      // With several invocations at once, the others end with the one that timed out (the instance is stopped).
+      const cause = this.killedByPlatform === 'timeout' ? ' (the instance was stopped: another invocation running on it timed out)' : '';
+      const message = `RequestId: ${cur.request.requestId} Error: ${code === 0 && !signal && !error ? 'Runtime exited without providing a reason' : `Runtime exited with error: ${how}`}${cause}`;
       const errorType = oom ? 'Runtime.OutOfMemory' : 'Runtime.ExitError';
       cur.request.onLog(`${message}\n${errorType}\n`);
       this.settle(cur, oom ? 'oom' : 'crashed', JSON.stringify({ errorType, errorMessage: message }));

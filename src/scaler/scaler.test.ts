@@ -164,8 +164,8 @@ describe('scaler', () => {
       const d = decide(big, stats({ busy: 2, queued: 10, queuedSince: at(10), serviceMs: 0.4, coldStartMs: 5 }), T0);
       assert.equal(d.start, 0);
       assert.equal(d.throttle, 0);
-      // The last (k = 9) is expected to get a busy instance after 5 × 0.4 = 2 ms; at 5 - 2 = 3 ms a new one would be as quick.
-      assert.equal(d.recheckAt, T0 + 3);
+      // The first (k = 0) is expected to get a busy instance after 0.4 ms: past 2 × 0.4 + 1 = 1.8 ms the estimate was wrong.
+      assert.equal(d.recheckAt, T0 + 1.8);
       // 30 waiting: places 0..23 are served within 5 ms by 2 instances at 0.4 ms each ((floor(k / 2) + 1) * 0.4 < 5), 6 get instances.
       assert.equal(decide(big, stats({ busy: 2, queued: 30, queuedSince: at(30), serviceMs: 0.4, coldStartMs: 5 }), T0).start, 6);
     });
@@ -180,15 +180,28 @@ describe('scaler', () => {
       // 40 waiting: 24 are served by the busy ones in time, 16 need the starting instances: 8 are not enough, start 8 more.
       const e = decide(big, stats({ busy: 2, starting: 8, queued: 40, queuedSince: at(40), serviceMs: 0.4, coldStartMs: 5 }), T0);
       assert.equal(e.start, 8);
-      assert.equal(e.cancel, 0);
+      assert.equal(e.cancel, undefined);
       // No history: nothing is called off (Lambda's policy).
       assert.equal(decide(big, stats({ busy: 2, starting: 8, queued: 1, queuedSince: at(1) }), T0).cancel, undefined);
     });
 
-    it('starts an instance for an invocation that waited longer than a cold start (the estimate was wrong)', () => {
-      const d = decide(big, stats({ busy: 1, queued: 1, queuedSince: [T0], serviceMs: 0.4, coldStartMs: 5 }), T0 + 5);
+    it('starts an instance for an invocation that waited well past its expected wait (the busy instance is on a slow one)', () => {
+      // Expected 0.4 ms: it gives up after 1.8 ms, long before a 1500 ms cold start (a function with a slow init).
+      assert.equal(decide(big, stats({ busy: 1, queued: 1, queuedSince: [T0], serviceMs: 0.4, coldStartMs: 1500 }), T0 + 1).start, 0);
+      const d = decide(big, stats({ busy: 1, queued: 1, queuedSince: [T0], serviceMs: 0.4, coldStartMs: 1500 }), T0 + 1.8);
       assert.equal(d.start, 1);
       assert.equal(d.recheckAt, undefined);
+    });
+
+    it('calls off starts no invocation waits for any more, once the function is known to be quick', () => {
+      // A burst was answered by the first instances; 6 starts still wait for a boot slot.
+      assert.equal(decide(big, stats({ busy: 0, idleSince: [T0, T0], starting: 6, queued: 0, queuedSince: [], serviceMs: 2, coldStartMs: 100 }), T0).cancel, 6);
+      // Not for a slow function (Lambda's policy: the instances start and stay warm).
+      assert.equal(decide(big, stats({ busy: 0, idleSince: [T0, T0], starting: 6, queued: 0, queuedSince: [], serviceMs: 200, coldStartMs: 100 }), T0).cancel, undefined);
+    });
+
+    it('throttles at once at reserved concurrency 0, as on Lambda', () => {
+      assert.equal(decide({ ...policy, maxInstances: 0 }, stats({ queued: 3, queuedSince: [T0, T0, T0] }), T0).throttle, 3);
     });
 
     it('scales as on Lambda for a function slower than a cold start, with no history, or with nothing busy', () => {

@@ -15,9 +15,13 @@
  * would be served sooner that way than by a new instance (the expected wait
  * is its place in the queue over the busy instances, times their recent
  * time per invocation; the cost of a new one is the recent cold-start time).
+ * It gets an instance once it has waited as long as a cold start, or twice
+ * its expected wait plus 1 ms (a busy instance is then on a slow
+ * invocation). Starts a burst made before the function's speed was known,
+ * and no longer needed, are called off while they wait for a boot slot.
  * Lambda gives each execution environment CPU of its own; here instances
  * share the host's cores, and 50 instances of a 0.1 ms function on one core
- * serve half what 2 do (bench/README.md). A function slower than a cold
+ * serve half what 2 do (docs/scaling.md). A function slower than a cold
  * start, or one with no history yet, scales exactly as on Lambda.
  * https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html
  * https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html
@@ -110,9 +114,8 @@ export interface ScalingDecision {
  * serviceMs 0.4, coldStartMs 5}, all just arrived. The k-th waiting
  * invocation (from 0) is expected to get an instance after
  * (floor(k / 2) + 1) × 0.4 ms: k = 0..19 would wait under 5 ms, so all 10
- * wait and none starts. recheckAt is the soonest one of them would be as
- * quickly served by a new instance: the last (k = 9, expected after 2 ms),
- * 5 - 2 = 3 ms from now. With serviceMs 20 (slower than a cold
+ * wait and none starts. recheckAt is the soonest one of them should give
+ * up: the first (k = 0, expected after 0.4 ms) after 2 × 0.4 + 1 = 1.8 ms. With serviceMs 20 (slower than a cold
  * start) all 10 get instances at once, as on Lambda. With starting 8 (a
  * burst started them before the function's speed was known): the 10 need
  * no instance, so cancel 8 (those not booting yet are stopped).
@@ -140,7 +143,7 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
   if (live + start < policy.minInstances) start = Math.min(policy.minInstances - live, room);
   // Starts that waiting invocations no longer need, now that busy instances will serve them sooner (a burst at a
   // function with no history starts one instance per invocation; its first answers tell how quick it is).
-  const cancel = held.count > 0 ? Math.max(0, Math.min(stats.starting - needed, live - policy.minInstances)) : 0;
+  const cancel = quick(stats) ? Math.max(0, Math.min(stats.starting - needed, live - policy.minInstances)) : 0;
 
   // Scale in: idle past the keep-alive, oldest first, never below the minimum,
   // and never while invocations wait.
@@ -159,16 +162,24 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
   // instance coming wait in a bounded queue: throttle what waited too long,
   // or what no longer fits. Invocations covered by a starting instance wait
   // for it, however long its cold start takes.
+  // Positions from `covered` on are the oldest invocations no instance is coming for (held ones are the newest).
+  // Reserved concurrency 0 throttles every invocation at once, as on Lambda.
   let throttle = 0;
-  if (start < needed - stats.starting) {
-    const covered = free + (stats.starting + start) * c + held.count;
+  if (policy.maxInstances === 0) {
+    throttle = stats.queued;
+  } else if (start < needed - stats.starting) {
+    const covered = free + (stats.starting + start) * c;
     for (let i = covered; i < stats.queuedSince.length; i++) {
       if (now - stats.queuedSince[i] >= policy.maxQueueWaitMs) throttle++; else break;
     }
-    throttle = Math.max(throttle, stats.queued - covered - policy.maxQueued);
+    throttle = Math.max(throttle, stats.queued - covered - held.count - policy.maxQueued);
   }
 
-  return { start: Math.max(0, start), retire, throttle, desired, ...(held.count > 0 ? { recheckAt: held.recheckAt, cancel } : {}) };
+  return {
+    start: Math.max(0, start), retire, throttle, desired,
+    ...(held.count > 0 ? { recheckAt: held.recheckAt } : {}),
+    ...(cancel > 0 ? { cancel } : {}),
+  };
 }
 
 /**
@@ -179,21 +190,29 @@ export function decide(policy: ScalingPolicy, stats: ScalingStats, now: number):
 function waitingForBusy(stats: ScalingStats, c: number, uncovered: number, now: number): { count: number; recheckAt: number } {
   const { serviceMs, coldStartMs } = stats;
   const perRound = stats.busy * c;
-  if (uncovered <= 0 || perRound === 0 || serviceMs === undefined || coldStartMs === undefined || !(serviceMs < coldStartMs)) {
-    return { count: 0, recheckAt: Infinity };
-  }
+  if (uncovered <= 0 || perRound === 0 || !quick(stats)) return { count: 0, recheckAt: Infinity };
   const first = stats.queued - uncovered;
   let count = 0;
   let recheckAt = Infinity;
   for (let k = 0; k < uncovered; k++) {
     const since = stats.queuedSince[first + k] ?? now;
-    const expected = (Math.floor(k / perRound) + 1) * serviceMs;
-    const giveUpAt = since + coldStartMs - expected;
+    const expected = (Math.floor(k / perRound) + 1) * serviceMs!;
+    // Waiting stops paying once a new instance would be as quick, or once the wait is well past what was
+    // expected (a busy instance is on a slow invocation: a new one beats waiting for it).
+    const giveUpAt = since + Math.min(coldStartMs! - expected, 2 * expected + SLACK_MS);
     if (giveUpAt <= now) continue;
     count++;
     if (giveUpAt < recheckAt) recheckAt = giveUpAt;
   }
   return { count, recheckAt };
+}
+
+/** Slack on an expected wait before it counts as wrong, ms (timer and scheduling jitter). */
+const SLACK_MS = 1;
+
+/** The function answers quicker than a cold start, as far as its recent history tells. */
+function quick(stats: ScalingStats): boolean {
+  return stats.serviceMs !== undefined && stats.coldStartMs !== undefined && stats.serviceMs < stats.coldStartMs;
 }
 
 function clamp(n: number, lo: number, hi: number): number {
