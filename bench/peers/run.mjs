@@ -139,22 +139,36 @@ async function steady() {
   } finally {
     for (const child of Object.values(children)) await C.stopServer(child);
   }
-  const out = {};
-  for (const cfg of SERVERS) {
-    const all = rounds[cfg.name];
-    if (!all.length) { out[cfg.name] = { label: cfg.label, error: failed[cfg.name] ?? 'no data' }; continue; }
-    const clean = all.filter((x) => !(x.foreignPct > C.FOREIGN_MAX_PCT));
-    const w = clean.length ? clean : all;
-    const med = (k) => C.median(w.map((x) => x[k]));
-    out[cfg.name] = { label: cfg.label, rps: med('rps'), rpsMin: Math.min(...w.map((x) => x.rps)), rpsMax: Math.max(...w.map((x) => x.rps)),
-      p50: med('p50'), p99: med('p99'), cpuOwn: med('cpuMsPerReqOwn'), cpuDesc: med('cpuMsPerReqDesc'), peakRssMb: Math.max(...w.map((x) => x.peakRssMb)),
-      procs: Math.max(...w.map((x) => x.procs)), non2xx: w.reduce((s, x) => s + x.non2xx, 0), errors: w.reduce((s, x) => s + x.errors, 0),
-      n: w.length, nAll: all.length, rounds: all };
-  }
+  const out = summariseSteady(rounds, failed);
   results.steady = out;
   results.probes = [...(results.probes ?? []), ...Object.values(rounds).flat().map((r) => r.calMs)];
   saveJson();
 }
+
+/**
+ * Medians per server over its rounds, leaving out rounds during which other workloads used the CPU
+ * (foreign > FOREIGN_MAX_PCT) or the machine itself ran slow (its speed probe over SLOW_PROBE × the
+ * run's fastest probes: this VM's host slows it down at times, 2-4x, for minutes), when rounds remain.
+ */
+function summariseSteady(rounds, failed = {}) {
+  const probes = Object.values(rounds).flat().map((r) => r.calMs).filter(Number.isFinite).sort((a, b) => a - b);
+  const fast = C.median(probes.slice(0, 3));
+  const out = {};
+  for (const cfg of SERVERS) {
+    const all = rounds[cfg.name] ?? [];
+    if (!all.length) { out[cfg.name] = { label: cfg.label, error: failed[cfg.name] ?? 'no data' }; continue; }
+    for (const x of all) x.slow = x.calMs > fast * SLOW_PROBE;
+    const clean = all.filter((x) => !(x.foreignPct > C.FOREIGN_MAX_PCT) && !x.slow);
+    const w = clean.length ? clean : all;
+    const med = (k) => C.median(w.map((x) => x[k]));
+    out[cfg.name] = { label: cfg.label, rps: med('rps'), rpsMin: Math.min(...w.map((x) => x.rps)), rpsMax: Math.max(...w.map((x) => x.rps)),
+      p50: med('p50'), p99: med('p99'), cpuOwn: med('cpuMsPerReqOwn'), cpuDesc: med('cpuMsPerReqDesc'), peakRssMb: Math.max(...w.map((x) => x.peakRssMb)),
+      procs: Math.max(...w.map((x) => x.procs)), non2xx: w.reduce((sum, x) => sum + x.non2xx, 0), errors: w.reduce((sum, x) => sum + x.errors, 0),
+      n: w.length, nAll: all.length, rounds: all };
+  }
+  return out;
+}
+const SLOW_PROBE = 1.5;
 
 // ---- phase 2a: cold start (process start -> first good response) -----------------------------
 
@@ -444,7 +458,9 @@ function report() {
   L.push(`- machine-speed probe (fixed 1e7-iteration JS loop on the idle server core): ${probes.length ? `median ${C.fmt(C.median(probes))} ms, range ${C.fmt(Math.min(...probes))}–${C.fmt(Math.max(...probes))} ms (${probes.length} runs)` : 'n/a'}`);
   L.push(`- pinning: ${p.PIN ? `server under test and all its children on CPU ${p.SERVER_CPU}, load generator / poller on CPU ${p.CLIENT_CPU}` : 'off (PIN=0)'}; NODE_EXTRA_CA_CERTS and NODE_OPTIONS unset for every server`);
   L.push('');
-  const st = results.steady;
+  // Recomputed from the rounds, so a REPORT_ONLY run applies the current rules to an older results.json.
+  const st = results.steady && summariseSteady(Object.fromEntries(Object.entries(results.steady).map(([k, v]) => [k, v.rounds ?? []])),
+    Object.fromEntries(Object.entries(results.steady).map(([k, v]) => [k, v.error])));
   if (st) {
     const base = st['node-http'];
     L.push(`### 1. Steady state: GET /hello, wrk -t1 -c${p.CONNS}, ${p.DURATION_S} s per measurement, median of ${p.ROUNDS} interleaved rounds`, '');
@@ -454,11 +470,11 @@ function report() {
       const r = st[s.name];
       if (!r) continue;
       if (r.error) { L.push(`| ${r.label} | failed: ${r.error} ||||||||||`); continue; }
-      L.push(`| ${r.label} | **${C.fmtInt(r.rps)}** | ${r.rounds.map((x) => `${C.fmtInt(x.rps)}${x.foreignPct > C.FOREIGN_MAX_PCT ? '*' : ''}`).join(' / ')} | ${C.ratio(r.rps, base?.rps, 3)} | ${C.fmt(r.p50, 2)} | ${C.ratio(r.p50, base?.p50, 1)} | ${C.fmt(r.p99, 2)} | ${C.ratio(r.p99, base?.p99, 1)} | `
-        + `${C.fmt(r.cpuOwn + r.cpuDesc, 3)} (${C.fmt(r.cpuOwn, 3)} + ${C.fmt(r.cpuDesc, 3)}) | ${C.fmt(r.peakRssMb, 0)} (${r.procs}) | ${r.non2xx} / ${r.errors}${r.n < r.nAll ? ` (${r.nAll - r.n} contaminated round(s) left out)` : ''} |`);
+      L.push(`| ${r.label} | **${C.fmtInt(r.rps)}** | ${r.rounds.map((x) => `${C.fmtInt(x.rps)}${x.foreignPct > C.FOREIGN_MAX_PCT ? '*' : ''}${x.slow ? '†' : ''}`).join(' / ')} | ${C.ratio(r.rps, base?.rps, 3)} | ${C.fmt(r.p50, 2)} | ${C.ratio(r.p50, base?.p50, 1)} | ${C.fmt(r.p99, 2)} | ${C.ratio(r.p99, base?.p99, 1)} | `
+        + `${C.fmt(r.cpuOwn + r.cpuDesc, 3)} (${C.fmt(r.cpuOwn, 3)} + ${C.fmt(r.cpuDesc, 3)}) | ${C.fmt(r.peakRssMb, 0)} (${r.procs}) | ${r.non2xx} / ${r.errors}${r.n < r.nAll ? ` (${r.nAll - r.n} round(s) left out)` : ''} |`);
     }
     L.push('', `Round 1 starts with a warm-up of ${p.WARMUP_S} s (Nimbus: ${p.NIMBUS_WARMUP_S} s, reservedConcurrency-1 twin 5 s), later rounds with 1 s. `
-      + `\* = a round during which other workloads used > ${C.FOREIGN_MAX_PCT}% of a CPU (left out of the median when clean rounds exist). `
+      + `\* = a round during which other workloads used > ${C.FOREIGN_MAX_PCT}% of a CPU; † = a round during which the machine itself ran slow (its speed probe over ${SLOW_PROBE}× the run's fastest); both are left out of the median when other rounds exist. `
       + 'Server CPU ms/req = utime+stime of the server process (and, for Nimbus, of its instance processes) during the measurement / requests served.', '');
   }
   const cd = results.cold;
