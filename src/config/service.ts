@@ -5,7 +5,7 @@
  * https://www.serverless.com/framework/docs/providers/aws/guide/serverless.yml
  */
 import { relative, isAbsolute, sep } from 'node:path';
-import { LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
+import { LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, MAX_INVOCATIONS_PER_INSTANCE, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import type { CorsConfig, FunctionSpec, Language, PayloadFormatVersion, RouteSpec, ServiceSpec } from '../core/index.js';
 import type { ConfigContext } from './context.js';
 import { findHandlerFile, handlerCandidates, splitHandler } from './handlers.js';
@@ -376,14 +376,14 @@ function readFunction(
     throw ctx.invalid([...base, 'provisionedConcurrency'], provisioned, `provisioned concurrency is above the reserved concurrency (${reserved})`, `an integer from 0 to ${reserved}`);
   }
 
-  // Several invocations at once per instance: Lambda Managed Instances' setting (1–1600), an opt-in for Node.js only.
+  // Several invocations at once per instance: Lambda Managed Instances' setting, an opt-in for Node.js only.
   const at = [...base, 'perExecutionEnvironmentMaxConcurrency'];
   const perInstanceValue = r.value(at);
   let perInstance: number | undefined;
   if (perInstanceValue !== undefined && perInstanceValue !== null) {
     perInstance = asNumber(perInstanceValue);
-    if (perInstance === undefined || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > 1600) {
-      throw ctx.invalid(at, perInstanceValue, 'not an integer from 1 to 1600', 'an integer from 1 to 1600 (as Lambda Managed Instances allow)');
+    if (perInstance === undefined || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > MAX_INVOCATIONS_PER_INSTANCE) {
+      throw ctx.invalid(at, perInstanceValue, `not an integer from 1 to ${MAX_INVOCATIONS_PER_INSTANCE}`, `an integer from 1 to ${MAX_INVOCATIONS_PER_INSTANCE} (as Lambda Managed Instances allow)`);
     }
     if (runtime.language !== 'node' && perInstance > 1) {
       throw ctx.invalid(at, perInstance, `only Node.js functions run several invocations in one instance (${runtime.name} runs one per instance, in a process of its own)`, '1, or remove the key');

@@ -42,8 +42,8 @@ export interface FunctionSpec {
   /** Provisioned concurrency (instances kept warm), when set. */
   readonly provisionedConcurrency?: number;
   /**
-   * Invocations one instance runs at once (2–1600; absent means 1, Lambda's
-   * default). Node.js only. Lambda Managed Instances' setting of the same
+   * Invocations one instance runs at once (1–MAX_INVOCATIONS_PER_INSTANCE;
+   * absent means 1, Lambda's default). Node.js only. Lambda Managed Instances' setting of the same
    * name; the instance sees it as `AWS_LAMBDA_MAX_CONCURRENCY`.
    * https://docs.aws.amazon.com/lambda/latest/api/API_LambdaManagedInstancesCapacityProviderConfig.html
    */
@@ -58,6 +58,13 @@ export interface FunctionSpec {
   /** The version instances of this spec run (`$LATEST` when unset): in the START line and the context. */
   readonly version?: string;
 }
+
+/**
+ * Most invocations one instance may run at once: Lambda Managed Instances'
+ * PerExecutionEnvironmentMaxConcurrency range is 1–1600.
+ * https://docs.aws.amazon.com/lambda/latest/api/API_LambdaManagedInstancesCapacityProviderConfig.html
+ */
+export const MAX_INVOCATIONS_PER_INSTANCE = 1600;
 
 /**
  * Variables the Lambda runtime sets itself; a function's configuration cannot set them.

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FunctionSpec, InvocationResult, QueueEventSpec, QueueSpec, RouteSpec, ScheduleSpec, TopicEventSpec, TopicSpec } from '../core/index.js';
-import { ACCOUNT_ID, LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, lambdaFunctionArn, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
+import { ACCOUNT_ID, LAMBDA_ALIAS_NAME, LAMBDA_FUNCTION_NAME, lambdaFunctionArn, MAX_INVOCATIONS_PER_INSTANCE, NimbusError, RESERVED_ENVIRONMENT } from '../core/index.js';
 import {
   ControlServer, createAuthenticator, handleNimbusApi, LambdaManagementApi, type DeployManifest, type NimbusApiBackend, type DeployResult, type ServiceInfo,
 } from '../control/index.js';
@@ -836,8 +836,8 @@ function checkConfig(f: Readonly<Record<string, unknown>>, m: DeployManifest, in
   }
   if ((c.provisionedConcurrency ?? 0) > (c.reservedConcurrency ?? Infinity)) throw invalid(`${fn}: provisionedConcurrency is above reservedConcurrency`);
   const perInstance = c.perExecutionEnvironmentMaxConcurrency;
-  if (perInstance !== undefined && (typeof perInstance !== 'number' || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > 1600 || (perInstance > 1 && language !== 'node'))) {
-    throw invalid(`${fn}: perExecutionEnvironmentMaxConcurrency must be a whole number from 1 to 1600, above 1 for Node.js functions only`);
+  if (perInstance !== undefined && (typeof perInstance !== 'number' || !Number.isInteger(perInstance) || perInstance < 1 || perInstance > MAX_INVOCATIONS_PER_INSTANCE || (perInstance > 1 && language !== 'node'))) {
+    throw invalid(`${fn}: perExecutionEnvironmentMaxConcurrency must be a whole number from 1 to ${MAX_INVOCATIONS_PER_INSTANCE}, above 1 for Node.js functions only`);
   }
   const env = c.environment ?? {};
   if (typeof env !== 'object' || env === null || Array.isArray(env)) throw invalid(`${fn}: environment must be a mapping of names to strings`);
